@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# Copyright: Plinth contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Filters over the platform spec; the logic lives in module_utils."""
+
+from __future__ import absolute_import, annotations, division, print_function
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.plinth.platform.plugins.module_utils import gitops
+from ansible_collections.plinth.platform.plugins.module_utils.components import registry
+from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
+from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+
+__metaclass__ = type
+
+
+def _host_addresses(hostvars, groups):
+    hosts = set()
+    for members in (groups or {}).values():
+        hosts.update(members)
+    found = {}
+    for host in sorted(hosts):
+        try:
+            address = hostvars[host].get("ansible_host")
+        except (KeyError, TypeError, AttributeError):
+            address = None
+        found[host] = {"ansible_host": address} if address else {}
+    return found
+
+
+def platform_spec(variables, groups, hostvars=None):
+    try:
+        return build_spec(variables, groups, _host_addresses(hostvars or {}, groups))
+    except SpecError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def _need_spec(spec, name):
+    if not isinstance(spec, dict) or "components" not in spec or "environment" not in spec:
+        raise AnsibleFilterError("%s expects the output of plinth.platform.platform_spec, got %s"
+                                 % (name, type(spec).__name__))
+
+
+def gitops_files(spec):
+    _need_spec(spec, "gitops_files")
+    return gitops.render(spec)
+
+
+def gitops_summary(spec):
+    _need_spec(spec, "gitops_summary")
+    return gitops.summary(spec)
+
+
+def helm_values(spec, release):
+    _need_spec(spec, "helm_values")
+    for component in registry():
+        for candidate in component.releases:
+            if candidate.name == release:
+                if candidate.values is None:
+                    raise AnsibleFilterError("release %r has no Helm values (raw manifests only)" % release)
+                return candidate.values(spec, spec["components"][component.key])
+    known = sorted(r.name for c in registry() for r in c.releases if r.values is not None)
+    raise AnsibleFilterError("unknown release %r (known: %s)" % (release, ", ".join(known)))
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "platform_spec": platform_spec,
+            "gitops_files": gitops_files,
+            "gitops_summary": gitops_summary,
+            "helm_values": helm_values,
+        }

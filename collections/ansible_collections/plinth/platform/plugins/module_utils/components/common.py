@@ -1,0 +1,210 @@
+# -*- coding: utf-8 -*-
+# Copyright: Plinth contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Building blocks shared by the component value generators.
+
+Everything here works on the normalized spec (plain dicts) and returns plain
+dicts, ready to be dumped as YAML.
+"""
+
+from __future__ import absolute_import, annotations, division, print_function
+
+__metaclass__ = type
+
+ESO_API = "external-secrets.io/v1"
+
+
+def pool(spec, name):
+    """The normalized node pool ``name`` ({group, labels, taints, hosts})."""
+    return spec["node_pools"][name]
+
+
+def node_selector(spec, pool_name):
+    if pool_name is None:
+        return {}
+    return dict(pool(spec, pool_name)["labels"])
+
+
+def tolerations(spec, pool_name):
+    """Tolerations for every taint of the pool, so its pods may land there."""
+    if pool_name is None:
+        return []
+    return [
+        {"key": t["key"], "operator": "Equal", "value": t["value"], "effect": t["effect"]}
+        for t in pool(spec, pool_name)["taints"]
+    ]
+
+
+def node_affinity(spec, pool_name):
+    """A required node affinity equivalent to the pool's node selector."""
+    labels = node_selector(spec, pool_name)
+    if not labels:
+        return {}
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{
+                    "matchExpressions": [
+                        {"key": key, "operator": "In", "values": [value]}
+                        for key, value in sorted(labels.items())
+                    ]
+                }]
+            }
+        }
+    }
+
+
+def placement(spec, pool_name):
+    """``nodeSelector`` and ``tolerations`` keys for charts that take both."""
+    return {"nodeSelector": node_selector(spec, pool_name), "tolerations": tolerations(spec, pool_name)}
+
+
+def spread(match_labels, topology_key="kubernetes.io/hostname", when_unsatisfiable="DoNotSchedule"):
+    """One topology spread constraint over hosts for pods carrying ``match_labels``."""
+    return {
+        "maxSkew": 1,
+        "topologyKey": topology_key,
+        "whenUnsatisfiable": when_unsatisfiable,
+        "labelSelector": {"matchLabels": dict(match_labels)},
+    }
+
+
+def anti_affinity(match_labels, topology_key="kubernetes.io/hostname"):
+    """Required pod anti-affinity: at most one such pod per host."""
+    return {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [{
+                "labelSelector": {"matchLabels": dict(match_labels)},
+                "topologyKey": topology_key,
+            }]
+        }
+    }
+
+
+def metadata(name, namespace=None, labels=None, annotations=None):
+    meta = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["labels"] = dict({"app.kubernetes.io/managed-by": "plinth"}, **(labels or {}))
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def secret_store(spec):
+    """Name of the ClusterSecretStore that reads from Vault."""
+    return spec["components"]["external_secrets"]["store_name"]
+
+
+def external_secret(spec, name, namespace, data, target=None, template=None, refresh="1h"):
+    """An ExternalSecret that syncs Secret ``target`` from Vault.
+
+    ``data`` maps each key of the target Secret to ``(vault_path, property)``;
+    only references are written, never a secret value.
+    """
+    target_spec = {"name": target or name, "creationPolicy": "Owner"}
+    if template:
+        target_spec["template"] = template
+    return {
+        "apiVersion": ESO_API,
+        "kind": "ExternalSecret",
+        "metadata": metadata(name, namespace),
+        "spec": {
+            "refreshInterval": refresh,
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": secret_store(spec)},
+            "target": target_spec,
+            "data": [
+                {"secretKey": key, "remoteRef": {"key": path, "property": prop}}
+                for key, (path, prop) in sorted(data.items())
+            ],
+        },
+    }
+
+
+def _policy(name, namespace, pod_selector, types, ingress=None, egress=None):
+    spec = {"podSelector": {"matchLabels": dict(pod_selector)} if pod_selector else {},
+            "policyTypes": list(types)}
+    if ingress is not None:
+        spec["ingress"] = ingress
+    if egress is not None:
+        spec["egress"] = egress
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(name, namespace),
+        "spec": spec,
+    }
+
+
+def default_deny(namespace):
+    """Deny all ingress and egress in ``namespace`` unless another policy allows it."""
+    return _policy("default-deny", namespace, None, ["Ingress", "Egress"])
+
+
+def allow_dns(namespace):
+    """Let every pod of ``namespace`` resolve names through cluster DNS."""
+    return _policy("allow-dns", namespace, None, ["Egress"], egress=[{
+        "to": [{
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }])
+
+
+def allow_apiserver(spec, namespace, pod_selector=None):
+    """Egress to the Kubernetes API: the endpoint VIP and every control-plane host."""
+    addresses = [spec["control_plane_endpoint"]["host"]]
+    addresses += [spec["hosts"][h]["address"] for h in spec["control_plane"]["hosts"]]
+    blocks = []
+    for address in sorted(set(addresses)):
+        if ":" in address:
+            blocks.append({"ipBlock": {"cidr": address + "/128"}})
+        elif address.replace(".", "").isdigit():
+            blocks.append({"ipBlock": {"cidr": address + "/32"}})
+    ports = sorted({spec["control_plane_endpoint"]["port"], 6443})
+    return _policy("allow-apiserver", namespace, pod_selector, ["Egress"], egress=[{
+        "to": blocks,
+        "ports": [{"protocol": "TCP", "port": p} for p in ports],
+    }])
+
+
+def allow_from(name, namespace, pod_selector, sources, ports):
+    """Ingress to ``pod_selector`` from pods in the ``sources`` namespaces (all when empty)."""
+    rule = {"ports": [{"protocol": "TCP", "port": p} for p in ports]}
+    if sources is not None:
+        rule["from"] = [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+            for ns in sources
+        ]
+    return _policy(name, namespace, pod_selector, ["Ingress"], ingress=[rule])
+
+
+def allow_to(name, namespace, pod_selector, destinations, ports):
+    """Egress from ``pod_selector`` to the ``destinations`` namespaces or CIDRs on ``ports``."""
+    peers = []
+    for dest in destinations:
+        if "/" in dest:
+            peers.append({"ipBlock": {"cidr": dest}})
+        else:
+            peers.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": dest}}})
+    rule = {"to": peers}
+    if ports:
+        rule["ports"] = [{"protocol": "TCP", "port": p} for p in ports]
+    return _policy(name, namespace, pod_selector, ["Egress"], egress=[rule])
+
+
+def pdb_min_available(replicas):
+    """How many pods a PodDisruptionBudget keeps: a majority, at least one fewer than all."""
+    return max(1, min(replicas - 1, replicas // 2 + 1)) if replicas > 1 else 1
+
+
+def check_fits_pool(spec, settings, errors, path, count, what="replicas"):
+    """Report when ``count`` pods spread one per host cannot fit the component's pool."""
+    pool_name = settings.get("pool")
+    if pool_name not in spec["node_pools"]:
+        return
+    hosts = spec["node_pools"][pool_name]["hosts"]
+    if count > len(hosts):
+        errors.add(path, count, "%d %s need %d hosts in pool %r (group %s has %d)" % (
+            count, what, count, pool_name, spec["node_pools"][pool_name]["group"], len(hosts)))

@@ -1,0 +1,330 @@
+# -*- coding: utf-8 -*-
+# Copyright: Plinth contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Inventory variables -> a validated, normalized platform spec.
+
+``build_spec`` is the only way in: it checks everything before anything is
+rendered or any host is touched, and raises one ``SpecError`` listing every
+problem.  The spec it returns is plain data (dicts, lists, strings, numbers)
+with every default filled in, so generators never guess.
+"""
+
+from __future__ import absolute_import, annotations, division, print_function
+
+import ipaddress
+import json
+import re
+
+from ansible_collections.plinth.platform.plugins.module_utils import schema as s
+from ansible_collections.plinth.platform.plugins.module_utils.components import registry
+
+__metaclass__ = type
+
+# Variables that steer a playbook run rather than describe the platform.
+RUN_VARIABLES = frozenset(("plinth_render_dir",))
+
+SECRET_KEY = re.compile(r"(password|passwd|secret|token|private_?key|api_?key|credentials?)$", re.I)
+RESERVED_NAMESPACES = frozenset(("default", "kube-system", "kube-public", "kube-node-lease"))
+
+CHART = s.Dict({
+    "repo": s.Str(checks=[s.chart_repo]),
+    "name": s.Str(checks=[s.dns_label]),
+    "version": s.Str(checks=[s.semver]),
+})
+
+TAINT = s.Dict({
+    "key": s.Str(checks=[s.label_key]),
+    "value": s.Str("", checks=[s.label_value]),
+    "effect": s.Str(choices=s.TAINT_EFFECTS),
+})
+
+POOL = s.Dict({
+    "group": s.Str(),
+    "labels": s.Map(keys=s.Field("str", checks=[s.label_key]),
+                    values=s.Str(checks=[s.label_value]), default={}),
+    "taints": s.List(TAINT, default=[]),
+})
+
+RESOURCES = s.Dict({
+    "requests": s.Dict({"cpu": s.Str("100m", checks=[s.quantity]),
+                        "memory": s.Str("128Mi", checks=[s.quantity])}),
+    "limits": s.Dict({"cpu": s.Str("1", checks=[s.quantity]),
+                      "memory": s.Str("512Mi", checks=[s.quantity])}),
+})
+
+APP = s.Dict({
+    "name": s.Str(checks=[s.dns_label]),
+    "namespace": s.Str(None, nullable=True, checks=[s.dns_label]),
+    "chart": CHART,
+    "pool": s.Str("worker"),
+    "replicas": s.Int(2, minimum=1),
+    "autoscaling": s.Dict({
+        "min": s.Int(minimum=1),
+        "max": s.Int(minimum=1),
+        "cpu_utilization": s.Int(70, minimum=1, maximum=100),
+    }, default=None, nullable=True),
+    "resources": RESOURCES,
+    "port": s.Int(8080, minimum=1, maximum=65535),
+    "image": s.Dict({"repository": s.Str(), "tag": s.Str()}, default=None, nullable=True),
+    "ingress": s.Dict({"host": s.Str(checks=[s.dns_subdomain]), "path": s.Str("/")},
+                      default=None, nullable=True),
+    "egress": s.List(s.Str(), default=[]),
+    "secrets": s.Map(keys=s.Field("str", checks=[s.dns_subdomain]),
+                     values=s.Dict({"path": s.Str(), "keys": s.List(s.Str(), minimum=None)}),
+                     default={}),
+    "values": s.Map(default={}),
+})
+
+GITOPS = s.Dict({
+    "repo_url": s.Str(),
+    "revision": s.Str("main"),
+    "path": s.Str(""),
+    "checkout_dir": s.Str(None, nullable=True),
+    "push": s.Bool(False),
+})
+
+
+def _top_fields():
+    return {
+        "plinth_environment": s.Str(checks=[s.dns_label]),
+        "plinth_cluster_name": s.Str(checks=[s.dns_label]),
+        "plinth_kubernetes_version": s.Str(checks=[s.semver]),
+        "plinth_control_plane_endpoint": s.Dict({
+            "host": s.Str(checks=[s.ip_or_host]),
+            "port": s.Int(6443, minimum=1, maximum=65535),
+        }),
+        "plinth_control_plane_group": s.Str("control_plane"),
+        "plinth_pod_cidr": s.Str("10.244.0.0/16", checks=[s.cidr]),
+        "plinth_service_cidr": s.Str("10.96.0.0/12", checks=[s.cidr]),
+        "plinth_node_pools": s.Map(keys=s.Field("str", checks=[s.dns_label]), values=POOL),
+        "plinth_gitops": GITOPS,
+        "plinth_components": s.Dict(dict((c.key, _component_field(c)) for c in registry()), default={}),
+        "plinth_apps": s.List(APP, default=[]),
+    }
+
+
+def _component_field(component):
+    fields = {
+        "enabled": s.Bool(component.enabled),
+        "pool": s.Str(component.pool, nullable=True),
+        "namespace": s.Str(component.namespace, checks=[s.dns_label]),
+    }
+    for release in component.releases:
+        if release.chart is not None:
+            fields[release.chart_option] = s.Dict({
+                "repo": s.Str(release.chart["repo"], checks=[s.chart_repo]),
+                "name": s.Str(release.chart["name"], checks=[s.dns_label]),
+                "version": s.Str(release.chart["version"], checks=[s.semver]),
+            })
+    fields.update(component.options)
+    return s.Dict(fields)
+
+
+def build_spec(variables, groups, hostvars=None):
+    """Validate inventory ``variables`` (the ``plinth_*`` ones) against ``groups``.
+
+    ``hostvars`` maps host names to their variables; only ``ansible_host`` is read.
+    Returns the normalized spec, or raises ``SpecError`` with every problem found.
+    """
+    variables = _plain(dict((k, v) for k, v in variables.items() if k not in RUN_VARIABLES))
+    groups = _plain(groups or {})
+    hostvars = hostvars or {}
+    errors = s.Errors()
+
+    _find_secrets(variables, "", errors)
+    top = s.normalize(variables, s.Dict(_top_fields()), "", errors)
+
+    spec = {
+        "environment": top["plinth_environment"],
+        "cluster_name": top["plinth_cluster_name"],
+        "kubernetes_version": top["plinth_kubernetes_version"],
+        "control_plane_endpoint": top["plinth_control_plane_endpoint"] or {},
+        "pod_cidr": top["plinth_pod_cidr"],
+        "service_cidr": top["plinth_service_cidr"],
+        "gitops": top["plinth_gitops"] or {},
+        "node_pools": {},
+        "control_plane": {"group": top["plinth_control_plane_group"], "hosts": []},
+        "hosts": {},
+        "components": top["plinth_components"] or {},
+        "apps": top["plinth_apps"] or [],
+    }
+    _resolve_hosts(spec, top["plinth_node_pools"] or {}, groups, hostvars, errors)
+    _check_network(spec, errors)
+    _check_components(spec, errors)
+    _check_apps(spec, errors)
+    errors.raise_if_any()
+    return spec
+
+
+def _plain(data):
+    """Plain JSON types only: Ansible's tagged strings and dicts must not leak into YAML."""
+    return json.loads(json.dumps(data, default=str))
+
+
+def _find_secrets(value, path, errors):
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            subpath = "%s.%s" % (path, key) if path else str(key)
+            if isinstance(key, str) and SECRET_KEY.search(key) and isinstance(sub, str) and sub:
+                errors.add(subpath, "<redacted, %d characters>" % len(sub),
+                           "secret material must not sit in plain inventory: keep it in Vault and "
+                           "reference it through an ExternalSecret (ansible-vault for bootstrap credentials)")
+            else:
+                _find_secrets(sub, subpath, errors)
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            _find_secrets(sub, "%s[%d]" % (path, i), errors)
+
+
+def _resolve_hosts(spec, pools, groups, hostvars, errors):
+    cp = spec["control_plane"]
+    if cp["group"] not in groups:
+        errors.add("plinth_control_plane_group", cp["group"], "no such inventory group")
+    else:
+        cp["hosts"] = sorted(groups[cp["group"]])
+        count = len(cp["hosts"])
+        if count % 2 == 0:
+            errors.add("plinth_control_plane_group", cp["group"],
+                       "etcd needs an odd number of control-plane hosts (group %s has %d)" % (cp["group"], count))
+
+    owner = {}
+    for name in sorted(pools):
+        pool = dict(pools[name], hosts=[])
+        path = "plinth_node_pools.%s.group" % name
+        group = pool.get("group")
+        if group is not None and group not in groups:
+            errors.add(path, group, "no such inventory group")
+        elif group is not None:
+            pool["hosts"] = sorted(groups[group])
+        keys = [t["key"] for t in pool["taints"] if t]
+        if len(set(keys)) != len(keys):
+            errors.add("plinth_node_pools.%s.taints" % name, keys, "each taint key may appear once")
+        for host in pool["hosts"]:
+            owner.setdefault(host, []).append(name)
+        spec["node_pools"][name] = pool
+
+    for host, names in sorted(owner.items()):
+        for other in names[1:]:
+            first = spec["node_pools"][names[0]]
+            second = spec["node_pools"][other]
+            if _taint_set(first) != _taint_set(second):
+                errors.add("plinth_node_pools.%s.group" % other, second["group"],
+                           "host %s is also in pool %r and their taints conflict; a host may sit in "
+                           "two pools only when their taints are the same" % (host, names[0]))
+            clash = sorted(k for k in set(first["labels"]) & set(second["labels"])
+                           if first["labels"][k] != second["labels"][k])
+            if clash:
+                errors.add("plinth_node_pools.%s.labels" % other, clash,
+                           "host %s is also in pool %r, which sets these labels differently" % (host, names[0]))
+
+    for host in sorted(set(cp["hosts"]) | set(owner)):
+        vars_ = hostvars.get(host) or {}
+        spec["hosts"][host] = {"address": str(vars_.get("ansible_host") or host)}
+
+
+def _taint_set(pool):
+    return sorted((t["key"], t["value"], t["effect"]) for t in pool["taints"] if t)
+
+
+def _check_network(spec, errors):
+    nets = {}
+    for key in ("pod_cidr", "service_cidr"):
+        try:
+            nets[key] = ipaddress.ip_network(spec[key])
+        except (TypeError, ValueError):
+            pass
+    if len(nets) == 2 and nets["pod_cidr"].version == nets["service_cidr"].version \
+            and nets["pod_cidr"].overlaps(nets["service_cidr"]):
+        errors.add("plinth_service_cidr", spec["service_cidr"],
+                   "overlaps plinth_pod_cidr %s; pod and service networks must be disjoint" % spec["pod_cidr"])
+    for host, info in sorted(spec["hosts"].items()):
+        try:
+            address = ipaddress.ip_address(info["address"])
+        except ValueError:
+            continue
+        for key, net in sorted(nets.items()):
+            if address.version == net.version and address in net:
+                errors.add("plinth_%s" % key, str(net), "contains the address %s of host %s" % (address, host))
+    host = spec["control_plane_endpoint"].get("host")
+    try:
+        vip = ipaddress.ip_address(host)
+    except (TypeError, ValueError):
+        vip = None
+    for key, net in sorted(nets.items()):
+        if vip is not None and vip.version == net.version and vip in net:
+            errors.add("plinth_control_plane_endpoint.host", host, "lies inside plinth_%s %s" % (key, net))
+
+
+def _check_components(spec, errors):
+    for component in registry():
+        settings = spec["components"].get(component.key)
+        if not settings:
+            continue
+        path = "plinth_components.%s" % component.key
+        pool = settings.get("pool")
+        if pool is not None and pool not in spec["node_pools"]:
+            errors.add(path + ".pool", pool, "no such node pool (known: %s)" % ", ".join(sorted(spec["node_pools"])))
+        if settings.get("namespace") in RESERVED_NAMESPACES and component.key != "cilium":
+            errors.add(path + ".namespace", settings["namespace"], "is reserved for Kubernetes itself")
+        if settings.get("enabled") and component.check is not None:
+            component.check(spec, settings, errors, path)
+
+
+def _check_apps(spec, errors):
+    seen = {}
+    for index, app in enumerate(spec["apps"]):
+        path = "plinth_apps[%d]" % index
+        if not app or not app.get("name"):
+            continue
+        if app["name"] in seen:
+            errors.add(path + ".name", app["name"], "app names must be unique (also used by plinth_apps[%d])"
+                       % seen[app["name"]])
+        seen.setdefault(app["name"], index)
+        if app["namespace"] is None:
+            app["namespace"] = app["name"]
+        if app["namespace"] in RESERVED_NAMESPACES:
+            errors.add(path + ".namespace", app["namespace"], "is reserved for Kubernetes itself")
+        if app["pool"] not in spec["node_pools"]:
+            errors.add(path + ".pool", app["pool"], "no such node pool (known: %s)" % ", ".join(sorted(spec["node_pools"])))
+        scaling = app.get("autoscaling")
+        if scaling and scaling.get("min") and scaling.get("max"):
+            if scaling["min"] > scaling["max"]:
+                errors.add(path + ".autoscaling.min", scaling["min"],
+                           "must not exceed autoscaling.max (%d)" % scaling["max"])
+            elif not scaling["min"] <= app["replicas"] <= scaling["max"]:
+                errors.add(path + ".replicas", app["replicas"], "must lie within autoscaling min..max (%d..%d)"
+                           % (scaling["min"], scaling["max"]))
+        res = app.get("resources") or {}
+        for kind in ("cpu", "memory"):
+            req = _quantity(((res.get("requests") or {}).get(kind)))
+            lim = _quantity(((res.get("limits") or {}).get(kind)))
+            if req is not None and lim is not None and req > lim:
+                errors.add("%s.resources.requests.%s" % (path, kind), res["requests"][kind],
+                           "must not exceed resources.limits.%s (%s)" % (kind, res["limits"][kind]))
+        for i, dest in enumerate(app.get("egress") or []):
+            rule = s.cidr(dest) if "/" in dest else s.dns_label(dest)
+            if rule:
+                errors.add("%s.egress[%d]" % (path, i), dest, "must be a CIDR or a namespace name: " + rule)
+        if app.get("ingress") and not spec["components"].get("kong", {}).get("enabled"):
+            errors.add(path + ".ingress", app["ingress"], "needs plinth_components.kong.enabled: true")
+        if app.get("secrets") and not spec["components"].get("external_secrets", {}).get("enabled"):
+            errors.add(path + ".secrets", sorted(app["secrets"]), "needs plinth_components.external_secrets.enabled: true")
+
+
+_SUFFIX = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+           "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
+
+
+def _quantity(text):
+    """A Kubernetes quantity as a float, or None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    match = s.QUANTITY.match(text)
+    if not match:
+        return None
+    number, suffix = match.groups()
+    try:
+        value = float(number + (suffix if suffix and suffix[0] in "eE" else ""))
+    except ValueError:
+        return None
+    return value * _SUFFIX.get(suffix or "", 1)

