@@ -168,8 +168,7 @@ class Field:
             if self.kind == "dict" and self.fields and isinstance(self.default, dict):
                 return normalize(self.default, self, "<default>", Errors())
             return copy.deepcopy(self.default)
-        if self.kind == "dict" and self.default is REQUIRED and all(
-                f.default is not REQUIRED for f in self.fields.values()):
+        if self.kind == "dict" and self.default is REQUIRED and _all_defaulted(self):
             return dict((k, f.defaults()) for k, f in self.fields.items())
         return copy.deepcopy(self.default)
 
@@ -276,7 +275,7 @@ def _normalize_dict(value, field, path, errors):
         subpath = _join(path, key)
         if key in value:
             out[key] = normalize(value[key], sub, subpath, errors)
-        elif sub.default is REQUIRED and not (sub.kind == "dict" and _all_defaulted(sub)):
+        elif sub.default is REQUIRED and not _all_defaulted(sub):
             errors.add(subpath, REQUIRED, "is required")
             out[key] = None
         else:
@@ -285,7 +284,10 @@ def _normalize_dict(value, field, path, errors):
 
 
 def _all_defaulted(field):
-    return all(f.default is not REQUIRED for f in field.fields.values())
+    """True when ``field`` can be left out: it has a default, or is a dict whose fields all do."""
+    if field.default is not REQUIRED:
+        return True
+    return field.kind == "dict" and all(_all_defaulted(f) for f in field.fields.values())
 
 
 def _join(path, key):
