@@ -272,6 +272,7 @@ def _check_components(spec, errors):
 
 def _check_apps(spec, errors):
     seen = {}
+    releases = set(r.name for c in registry() for r in c.releases)
     for index, app in enumerate(spec["apps"]):
         path = "plinth_apps[%d]" % index
         if not app or not app.get("name"):
@@ -280,6 +281,9 @@ def _check_apps(spec, errors):
             errors.add(path + ".name", app["name"], "app names must be unique (also used by plinth_apps[%d])"
                        % seen[app["name"]])
         seen.setdefault(app["name"], index)
+        if app["name"] in releases:
+            errors.add(path + ".name", app["name"], "is taken by a platform release; each Argo CD "
+                       "Application needs its own name (taken: %s)" % ", ".join(sorted(releases)))
         if app["namespace"] is None:
             app["namespace"] = app["name"]
         if app["namespace"] in RESERVED_NAMESPACES:
