@@ -1,15 +1,78 @@
 # -*- coding: utf-8 -*-
 # Copyright: Plinth contributors
 # SPDX-License-Identifier: Apache-2.0
-"""metrics-server (placeholder: values not written yet)."""
+"""metrics-server: the resource metrics API that HorizontalPodAutoscalers read.
+
+Kubelet TLS: kubeadm's kubelets serve a self-signed certificate unless
+``serverTLSBootstrap: true`` has them request one from the cluster CA (and
+something approves those CSRs).  metrics-server verifies kubelets against the
+cluster CA, so it works out of the box only with signed serving certificates;
+``kubelet_insecure_tls: true`` skips the check for clusters that lack them, at
+the price of trusting whatever answers on a node's address.
+"""
 
 from __future__ import absolute_import, annotations, division, print_function
 
+from ansible_collections.plinth.platform.plugins.module_utils import schema as s
 from ansible_collections.plinth.platform.plugins.module_utils.components import Component, Release
+from ansible_collections.plinth.platform.plugins.module_utils.components import common
 
 __metaclass__ = type
 
+RELEASE = "metrics-server"
+
+OPTIONS = {
+    "replicas": s.Int(2, minimum=1, doc="metrics-server pods, one per host of the pool."),
+    "kubelet_insecure_tls": s.Bool(False, doc="Skip verification of kubelet serving certificates "
+                                              "(needed when kubelets serve self-signed ones)."),
+}
+
+
+def _selector():
+    return {"app.kubernetes.io/name": "metrics-server", "app.kubernetes.io/instance": RELEASE}
+
+
+def _args(settings):
+    args = [
+        "--cert-dir=/tmp",
+        # Node names need not resolve in cluster DNS on bare metal; the InternalIP always routes.
+        "--kubelet-preferred-address-types=InternalIP",
+        "--kubelet-use-node-status-port",
+        "--metric-resolution=15s",
+    ]
+    if settings["kubelet_insecure_tls"]:
+        args.append("--kubelet-insecure-tls")
+    return args
+
+
+def values(spec, settings):
+    replicas = settings["replicas"]
+    result = dict(common.placement(spec, settings["pool"]), **{
+        "replicas": replicas,
+        # Replaces the chart's list: its address types would let a name win over the IP.
+        "defaultArgs": _args(settings),
+        "affinity": common.anti_affinity(_selector()) if replicas > 1 else {},
+        "podDisruptionBudget": {"enabled": replicas > 1, "minAvailable": common.pdb_min_available(replicas)},
+    })
+    if (spec["components"].get("monitoring") or {}).get("enabled"):
+        # /metrics needs no token for Prometheus; the ServiceMonitor CRD comes in an earlier wave.
+        result["metrics"] = {"enabled": True}
+        result["serviceMonitor"] = {"enabled": True}
+    return result
+
+
+def check(spec, settings, errors, path):
+    if settings["replicas"] > 1:
+        common.check_fits_pool(spec, settings, errors, path + ".replicas", settings["replicas"])
+
+
 COMPONENT = Component(
-    key="metrics_server", title="metrics-server", namespace="metrics-server", project="infra", pool="worker", enabled=True, pod_security="restricted",
-    releases=[Release("metrics-server", 10, {"repo": "https://kubernetes-sigs.github.io/metrics-server", "name": "metrics-server", "version": "3.13.0"}, values=lambda spec, c: {})],
+    key="metrics_server", title="metrics-server", namespace="metrics-server", project="infra",
+    pool="worker", enabled=True, pod_security="restricted",
+    options=OPTIONS,
+    check=check,
+    releases=[Release(RELEASE, 15, {"repo": "https://kubernetes-sigs.github.io/metrics-server",
+                                    "name": "metrics-server", "version": "3.13.1"},
+                      values=values)],
+    doc="Resource metrics API for HPA and kubectl top.",
 )
