@@ -1,0 +1,86 @@
+"""Run Plinth's whole test suite, stage by stage, and end with one tally line.
+
+    python scripts/test.py [stage ...]      stages: unit sanity units lint molecule
+
+Pytest-based stages count their test cases (read from JUnit XML); other stages
+count as one test each. The last line reads ``N passed, N failed``.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTION = os.path.join(ROOT, "collections", "ansible_collections", "plinth", "platform")
+BIN = os.path.dirname(sys.executable)
+
+
+def env():
+    e = dict(os.environ)
+    e["PATH"] = BIN + os.pathsep + e.get("PATH", "")
+    e["PYTHONPATH"] = os.path.join(ROOT, "collections")
+    e["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
+    e.setdefault("ANSIBLE_NOCOLOR", "1")
+    e.setdefault("PY_COLORS", "0")
+    return e
+
+
+def pytest_stage(args):
+    def run():
+        with tempfile.TemporaryDirectory() as tmp:
+            report = os.path.join(tmp, "junit.xml")
+            code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                    "--junitxml", report] + args, cwd=ROOT, env=env())
+            if not os.path.exists(report):
+                return 0, 1
+            suite = ET.parse(report).getroot()
+            suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+            total = int(suite.get("tests", 0))
+            bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+            skipped = int(suite.get("skipped", 0))
+            if code not in (0, 1) and bad == 0:
+                bad = 1
+            return total - bad - skipped, bad
+    return run
+
+
+def command_stage(*cmd, **kw):
+    def run():
+        code = subprocess.call(list(cmd), cwd=kw.get("cwd", ROOT), env=env())
+        return (1, 0) if code == 0 else (0, 1)
+    return run
+
+
+STAGES = {
+    "unit": pytest_stage([os.path.join(COLLECTION, "tests", "unit"), os.path.join(ROOT, "tests")]),
+    "sanity": command_stage("bash", os.path.join(ROOT, "scripts", "ansible_test.sh"), "sanity"),
+    "units": command_stage("bash", os.path.join(ROOT, "scripts", "ansible_test.sh"), "units"),
+    "lint": command_stage("bash", os.path.join(ROOT, "scripts", "lint.sh")),
+    "molecule": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "render"),
+}
+
+
+def main(names):
+    names = names or list(STAGES)
+    passed = failed = 0
+    lines = []
+    for name in names:
+        if name not in STAGES:
+            sys.exit("unknown stage %r (known: %s)" % (name, ", ".join(STAGES)))
+        print("==> %s" % name, flush=True)
+        start = time.time()
+        ok, bad = STAGES[name]()
+        passed += ok
+        failed += bad
+        lines.append("%-9s %s  %d passed, %d failed  (%.1fs)" % (
+            name, "ok  " if not bad else "FAIL", ok, bad, time.time() - start))
+    print("\n".join(["", "summary:"] + ["  " + line for line in lines]))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed or not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
