@@ -344,7 +344,7 @@ def cluster_values(spec, settings):
 # --- cross-checks ----------------------------------------------------------------
 
 def check(spec, settings, errors, path):
-    if settings["mon_count"] % 2 == 0:
+    if settings["mon_count"] >= 1 and settings["mon_count"] % 2 == 0:
         errors.add(path + ".mon_count", settings["mon_count"],
                    "must be odd (1, 3, 5, ...) so that a majority of MONs keeps quorum")
     common.check_fits_pool(spec, settings, errors, path + ".mon_count", settings["mon_count"], what="MONs")

@@ -1,0 +1,360 @@
+# -*- coding: utf-8 -*-
+# Copyright: Plinth contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Rook-Ceph: placement on the storage pool, CSI everywhere, one default StorageClass."""
+
+from __future__ import absolute_import, annotations, division, print_function
+
+import pytest
+import yaml
+
+from ansible_collections.plinth.platform.plugins.module_utils import schema
+from ansible_collections.plinth.platform.plugins.module_utils.components import rook_ceph
+from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+
+__metaclass__ = type
+
+STORAGE_TOLERATION = {"key": "node.ceph.storage", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+GATEWAY_TOLERATION = {"key": "node.kong.gateway", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+STORAGE_AFFINITY = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+    {"matchExpressions": [{"key": "node.ceph.storage", "operator": "In", "values": ["true"]}]}]}}}
+CSI_SECRET_KEYS = [
+    "csi.storage.k8s.io/%s-secret-%s" % (step, what)
+    for step in ("provisioner", "controller-expand", "controller-publish", "node-stage")
+    for what in ("name", "namespace")
+]
+
+
+def _isolate(variables):
+    """Keep only this component's options: the test is about rook_ceph, not its neighbours."""
+    components = variables["plinth_components"]
+    for key, settings in components.items():
+        if key != "rook_ceph":
+            components[key] = dict((k, v) for k, v in settings.items() if k in ("enabled", "pool", "namespace"))
+    return variables
+
+
+def _build(inventory, **options):
+    variables, groups, hostvars = inventory
+    _isolate(variables)
+    variables["plinth_components"]["rook_ceph"].update(options)
+    return build_spec(variables, groups, hostvars)
+
+
+def _values(spec):
+    settings = spec["components"]["rook_ceph"]
+    return dict((r.name, r.values(spec, settings)) for r in rook_ceph.COMPONENT.releases)
+
+
+def _manifests(spec):
+    settings = spec["components"]["rook_ceph"]
+    return [doc for r in rook_ceph.COMPONENT.releases if r.manifests for doc in r.manifests(spec, settings)]
+
+
+def _errors(inventory, **options):
+    with pytest.raises(schema.SpecError) as caught:
+        _build(inventory, **options)
+    return caught.value.errors
+
+
+@pytest.fixture
+def prod(production):
+    return _build(production)
+
+
+# --- releases and charts ----------------------------------------------------------
+
+def test_three_releases_in_rook_order():
+    releases = rook_ceph.COMPONENT.releases
+    assert [(r.name, r.wave) for r in releases] == [
+        ("rook-ceph", 10), ("ceph-csi-drivers", 15), ("rook-ceph-cluster", 20)]
+    assert [r.chart_option for r in releases] == ["chart", "csi_chart", "cluster_chart"]
+    for release in releases:
+        assert schema.semver(release.chart["version"]) is None
+    # The ceph-csi-operator CRDs are too large for client-side apply.
+    assert releases[0].server_side_apply
+
+
+def test_chart_versions_are_overridable(production):
+    spec = _build(production, cluster_chart={"repo": "oci://mirror.example.com/rook", "name": "rook-ceph-cluster",
+                                             "version": "v1.20.7"})
+    assert spec["components"]["rook_ceph"]["cluster_chart"]["version"] == "v1.20.7"
+    assert spec["components"]["rook_ceph"]["chart"]["version"] == "v1.20.6"
+
+
+def test_production_defaults_are_the_documented_ones(prod):
+    settings = prod["components"]["rook_ceph"]
+    assert settings["mon_count"] == 3
+    assert settings["pool_size"] == 3
+    assert settings["devices"] == []
+    assert settings["storage_class"] == "rook-ceph-block"
+    assert settings["filesystem"] is False and settings["object_store"] is False
+
+
+def test_values_have_no_shared_objects(production):
+    spec = _build(production, filesystem=True, object_store=True, toolbox=True)
+    for values in _values(spec).values():
+        assert "&id" not in yaml.safe_dump(values)
+
+
+# --- operators: storage pool ------------------------------------------------------
+
+def test_operators_run_on_the_storage_pool(prod):
+    values = _values(prod)["rook-ceph"]
+    assert values["nodeSelector"] == {"node.ceph.storage": "true"}
+    assert values["tolerations"] == [STORAGE_TOLERATION]
+    manager = values["ceph-csi-operator"]["controllerManager"]
+    assert manager["nodeSelector"] == {"node.ceph.storage": "true"}
+    assert manager["tolerations"] == [STORAGE_TOLERATION]
+
+
+def test_placement_follows_the_pool_definition(production):
+    variables = production[0]
+    variables["plinth_node_pools"]["storage"] = {
+        "group": "ceph_nodes", "labels": {"example.com/disks": "nvme"},
+        "taints": [{"key": "example.com/disks", "value": "nvme", "effect": "NoExecute"}]}
+    spec = _build(production)
+    values = _values(spec)
+    taint = {"key": "example.com/disks", "operator": "Equal", "value": "nvme", "effect": "NoExecute"}
+    assert values["rook-ceph"]["nodeSelector"] == {"example.com/disks": "nvme"}
+    placement = values["rook-ceph-cluster"]["cephClusterSpec"]["placement"]["all"]
+    assert placement["tolerations"] == [taint]
+    term = placement["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+    assert term["matchExpressions"] == [{"key": "example.com/disks", "operator": "In", "values": ["nvme"]}]
+    assert taint in values["ceph-csi-drivers"]["drivers"]["rbd"]["nodePlugin"]["tolerations"]
+
+
+# --- CSI drivers ------------------------------------------------------------------
+
+def test_csi_node_plugins_tolerate_every_pool_taint(prod):
+    values = _values(prod)["ceph-csi-drivers"]
+    defaults = values["operatorConfig"]["driverSpecDefaults"]["nodePlugin"]["tolerations"]
+    driver = values["drivers"]["rbd"]["nodePlugin"]["tolerations"]
+    for tolerations in (defaults, driver):
+        assert GATEWAY_TOLERATION in tolerations
+        assert STORAGE_TOLERATION in tolerations
+        assert len(tolerations) == 2
+
+
+def test_csi_node_plugins_reach_a_new_tainted_pool(production):
+    variables, groups, _hostvars = production
+    groups["gpu_nodes"] = ["gpu-1"]
+    variables["plinth_node_pools"]["gpu"] = {
+        "group": "gpu_nodes", "labels": {"node.example.com/gpu": "true"},
+        "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]}
+    values = _values(_build(production))["ceph-csi-drivers"]
+    gpu = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+    assert gpu in values["drivers"]["rbd"]["nodePlugin"]["tolerations"]
+
+
+def test_csi_provisioner_runs_on_storage_with_two_replicas(prod):
+    values = _values(prod)["ceph-csi-drivers"]
+    for controller in (values["drivers"]["rbd"]["controllerPlugin"],
+                       values["operatorConfig"]["driverSpecDefaults"]["controllerPlugin"]):
+        assert controller["replicas"] == 2
+        assert controller["tolerations"] == [STORAGE_TOLERATION]
+        assert controller["affinity"] == STORAGE_AFFINITY
+
+
+def test_csi_drivers_match_rook_names(prod):
+    values = _values(prod)["ceph-csi-drivers"]
+    assert values["operatorConfig"]["namespace"] == "rook-ceph"
+    assert values["operatorConfig"]["driverSpecDefaults"]["imageSet"]["name"] == rook_ceph.CSI_IMAGE_SET
+    assert values["drivers"]["rbd"] == dict(values["drivers"]["rbd"], enabled=True, name="rook-ceph.rbd.csi.ceph.com")
+    assert values["drivers"]["cephfs"]["enabled"] is False
+    assert values["drivers"]["nfs"]["enabled"] is False
+    assert values["drivers"]["nvmeof"]["enabled"] is False
+
+
+def test_csi_provisioner_budget(prod):
+    budgets = [d for d in _manifests(prod) if d["kind"] == "PodDisruptionBudget"]
+    assert len(budgets) == 1
+    assert budgets[0]["metadata"]["namespace"] == "rook-ceph"
+    assert budgets[0]["spec"]["minAvailable"] == 1
+    assert budgets[0]["spec"]["selector"]["matchLabels"] == {"app": "rook-ceph.rbd.csi.ceph.com-ctrlplugin"}
+
+
+def test_namespace_override_renames_drivers_and_secrets(production):
+    spec = _build(production, namespace="storage")
+    values = _values(spec)
+    assert values["ceph-csi-drivers"]["drivers"]["rbd"]["name"] == "storage.rbd.csi.ceph.com"
+    assert values["rook-ceph-cluster"]["operatorNamespace"] == "storage"
+    params = values["rook-ceph-cluster"]["cephBlockPools"][0]["storageClass"]["parameters"]
+    assert params["csi.storage.k8s.io/node-stage-secret-namespace"] == "storage"
+
+
+# --- the Ceph cluster -------------------------------------------------------------
+
+def test_cluster_daemons_stay_on_storage_nodes(prod):
+    cluster = _values(prod)["rook-ceph-cluster"]["cephClusterSpec"]
+    assert cluster["placement"] == {"all": dict(STORAGE_AFFINITY, tolerations=[STORAGE_TOLERATION])}
+    assert cluster["mon"] == {"count": 3, "allowMultiplePerNode": False}
+    assert cluster["mgr"] == {"count": 2, "allowMultiplePerNode": False}
+    assert cluster["disruptionManagement"]["managePodBudgets"] is True
+    assert cluster["storage"] == {"useAllNodes": True, "useAllDevices": True}
+    assert cluster["dashboard"]["enabled"] is True
+
+
+def test_named_devices_replace_use_all_devices(production):
+    spec = _build(production, devices=["sdb", "/dev/disk/by-id/nvme-SAMSUNG_1"])
+    storage = _values(spec)["rook-ceph-cluster"]["cephClusterSpec"]["storage"]
+    assert storage == {"useAllNodes": True, "useAllDevices": False,
+                       "devices": [{"name": "sdb"}, {"name": "/dev/disk/by-id/nvme-SAMSUNG_1"}]}
+
+
+def test_block_pool_and_the_single_default_storage_class(prod):
+    values = _values(prod)["rook-ceph-cluster"]
+    pool, = values["cephBlockPools"]
+    assert pool["spec"] == {"failureDomain": "host", "replicated": {"size": 3, "requireSafeReplicaSize": True}}
+    storage_class = pool["storageClass"]
+    assert storage_class["name"] == "rook-ceph-block"
+    assert storage_class["isDefault"] is True
+    for key in CSI_SECRET_KEYS:
+        assert key in storage_class["parameters"]
+    assert storage_class["parameters"]["csi.storage.k8s.io/provisioner-secret-name"] == "rook-csi-rbd-provisioner"
+    assert storage_class["parameters"]["csi.storage.k8s.io/node-stage-secret-name"] == "rook-csi-rbd-node"
+    # The chart ships a filesystem and an object store by default: they must be switched off explicitly.
+    assert values["cephFileSystems"] == []
+    assert values["cephObjectStores"] == []
+
+
+def test_storage_class_name_is_an_option(production):
+    values = _values(_build(production, storage_class="fast"))["rook-ceph-cluster"]
+    assert values["cephBlockPools"][0]["storageClass"]["name"] == "fast"
+
+
+def test_pool_size_applies_to_every_pool(production):
+    spec = _build(production, pool_size=2, filesystem=True, object_store=True)
+    values = _values(spec)["rook-ceph-cluster"]
+    replicated = {"size": 2, "requireSafeReplicaSize": True}
+    assert values["cephBlockPools"][0]["spec"]["replicated"] == replicated
+    fs = values["cephFileSystems"][0]["spec"]
+    assert fs["metadataPool"]["replicated"] == replicated
+    assert fs["dataPools"][0]["replicated"] == replicated
+    store = values["cephObjectStores"][0]["spec"]
+    assert store["metadataPool"]["replicated"] == replicated
+    assert store["dataPool"]["replicated"] == replicated
+
+
+def test_filesystem_toggle(production):
+    spec = _build(production, filesystem=True)
+    values = _values(spec)
+    fs, = values["rook-ceph-cluster"]["cephFileSystems"]
+    assert fs["storageClass"]["name"] == "rook-cephfs"
+    assert fs["storageClass"]["isDefault"] is False
+    for key in CSI_SECRET_KEYS:
+        assert key in fs["storageClass"]["parameters"]
+    assert fs["spec"]["metadataServer"]["placement"] == dict(STORAGE_AFFINITY, tolerations=[STORAGE_TOLERATION])
+    assert values["ceph-csi-drivers"]["drivers"]["cephfs"]["enabled"] is True
+    apps = sorted(d["spec"]["selector"]["matchLabels"]["app"] for d in _manifests(spec))
+    assert apps == ["rook-ceph.cephfs.csi.ceph.com-ctrlplugin", "rook-ceph.rbd.csi.ceph.com-ctrlplugin"]
+
+
+def test_object_store_toggle(production):
+    values = _values(_build(production, object_store=True))["rook-ceph-cluster"]
+    store, = values["cephObjectStores"]
+    assert store["storageClass"]["name"] == "rook-ceph-bucket"
+    assert "isDefault" not in store["storageClass"]
+    gateway = store["spec"]["gateway"]
+    assert gateway["instances"] == 2
+    assert gateway["placement"] == dict(STORAGE_AFFINITY, tolerations=[STORAGE_TOLERATION])
+
+
+def test_only_block_storage_class_is_default(production):
+    values = _values(_build(production, filesystem=True, object_store=True))["rook-ceph-cluster"]
+    classes = [p["storageClass"] for p in values["cephBlockPools"] + values["cephFileSystems"]
+               + values["cephObjectStores"]]
+    assert [c["name"] for c in classes if c.get("isDefault")] == ["rook-ceph-block"]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_monitoring_follows_the_monitoring_component(production, enabled):
+    production[0]["plinth_components"]["monitoring"]["enabled"] = enabled
+    values = _values(_build(production))
+    assert values["rook-ceph"]["monitoring"]["enabled"] is enabled
+    monitoring = values["rook-ceph-cluster"]["monitoring"]
+    assert monitoring["enabled"] is enabled
+    assert monitoring["createPrometheusRules"] is enabled
+
+
+def test_toolbox_stays_on_storage_nodes(production):
+    toolbox = _values(_build(production, toolbox=True))["rook-ceph-cluster"]["toolbox"]
+    assert toolbox["enabled"] is True
+    assert toolbox["tolerations"] == [STORAGE_TOLERATION]
+    assert toolbox["affinity"] == STORAGE_AFFINITY
+
+
+def test_single_host_storage_pool(production):
+    variables, groups, _hostvars = production
+    groups["ceph_nodes"] = ["ceph-1"]
+    spec = _build(production, mon_count=1, mgr_count=1, pool_size=1)
+    values = _values(spec)
+    assert values["rook-ceph-cluster"]["cephBlockPools"][0]["spec"]["replicated"] == {
+        "size": 1, "requireSafeReplicaSize": False}
+    assert values["ceph-csi-drivers"]["drivers"]["rbd"]["controllerPlugin"]["replicas"] == 1
+    assert _manifests(spec) == []
+
+
+def test_no_network_policies_and_no_secrets(prod):
+    assert [d for d in _manifests(prod) if d["kind"] != "PodDisruptionBudget"] == []
+    text = yaml.safe_dump(_values(prod))
+    assert "password" not in text.lower()
+
+
+# --- validation -------------------------------------------------------------------
+
+def test_even_mon_count_is_rejected(production):
+    production[1]["ceph_nodes"] = ["ceph-1", "ceph-2", "ceph-3", "ceph-4"]
+    assert _errors(production, mon_count=4) == [
+        "plinth_components.rook_ceph.mon_count: got 4; "
+        "must be odd (1, 3, 5, ...) so that a majority of MONs keeps quorum"]
+
+
+def test_mons_must_fit_the_storage_pool(production):
+    assert _errors(production, mon_count=5) == [
+        "plinth_components.rook_ceph.mon_count: got 5; 5 MONs need 5 hosts in pool 'storage' "
+        "(group ceph_nodes has 3)"]
+
+
+def test_three_mons_need_three_storage_hosts(production):
+    production[1]["ceph_nodes"] = ["ceph-1", "ceph-2"]
+    assert _errors(production) == [
+        "plinth_components.rook_ceph.mon_count: got 3; 3 MONs need 3 hosts in pool 'storage' "
+        "(group ceph_nodes has 2)",
+        "plinth_components.rook_ceph.pool_size: got 3; 3 copies of each Ceph pool (failure domain host) "
+        "need 3 hosts in pool 'storage' (group ceph_nodes has 2)"]
+
+
+def test_pool_size_must_fit_the_storage_pool(production):
+    assert _errors(production, pool_size=4) == [
+        "plinth_components.rook_ceph.pool_size: got 4; 4 copies of each Ceph pool (failure domain host) "
+        "need 4 hosts in pool 'storage' (group ceph_nodes has 3)"]
+
+
+def test_mgrs_must_fit_the_storage_pool(production):
+    assert _errors(production, mgr_count=4) == [
+        "plinth_components.rook_ceph.mgr_count: got 4; 4 MGRs need 4 hosts in pool 'storage' "
+        "(group ceph_nodes has 3)"]
+
+
+@pytest.mark.parametrize("option, value, rule", [
+    ("mon_count", 0, "must be at least 1"),
+    ("mon_count", 11, "must be at most 9"),
+    ("pool_size", 0, "must be at least 1"),
+    ("storage_class", "Fast_SSD", "must be a DNS subdomain (lowercase letters, digits, '-' and '.')"),
+    ("filesystem", "yes", "must be true or false"),
+])
+def test_bad_option_values(production, option, value, rule):
+    errors = _errors(production, **{option: value})
+    assert "plinth_components.rook_ceph.%s: got %r; %s" % (option, value, rule) in errors
+
+
+def test_bad_device_name(production):
+    assert _errors(production, devices=["sdb", "sd b"]) == [
+        "plinth_components.rook_ceph.devices[1]: got 'sd b'; "
+        "must be a device name like sdb or nvme0n1, or a path like /dev/disk/by-id/..."]
+
+
+def test_unknown_option_is_rejected(production):
+    errors = _errors(production, mons=3)
+    assert any(e.startswith("plinth_components.rook_ceph.mons: got 3; unknown key") for e in errors)
