@@ -5,6 +5,8 @@
 
 from __future__ import absolute_import, annotations, division, print_function
 
+import json
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.plinth.platform.plugins.module_utils import gitops
@@ -37,23 +39,23 @@ def platform_spec(variables, groups, hostvars=None):
 
 
 def _need_spec(spec, name):
+    """The spec as plain data: Ansible hands it back with its own tagged types, which YAML refuses."""
     if not isinstance(spec, dict) or "components" not in spec or "environment" not in spec:
         raise AnsibleFilterError("%s expects the output of plinth.platform.platform_spec, got %s"
                                  % (name, type(spec).__name__))
+    return json.loads(json.dumps(spec))
 
 
 def gitops_files(spec):
-    _need_spec(spec, "gitops_files")
-    return gitops.render(spec)
+    return gitops.render(_need_spec(spec, "gitops_files"))
 
 
 def gitops_summary(spec):
-    _need_spec(spec, "gitops_summary")
-    return gitops.summary(spec)
+    return gitops.summary(_need_spec(spec, "gitops_summary"))
 
 
 def helm_values(spec, release):
-    _need_spec(spec, "helm_values")
+    spec = _need_spec(spec, "helm_values")
     for component in registry():
         for candidate in component.releases:
             if candidate.name == release:

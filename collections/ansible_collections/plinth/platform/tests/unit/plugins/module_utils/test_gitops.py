@@ -1,0 +1,209 @@
+# -*- coding: utf-8 -*-
+# Copyright: Plinth contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The GitOps tree: golden files per example environment, and its invariants."""
+
+from __future__ import absolute_import, annotations, division, print_function
+
+import os
+import re
+
+import pytest
+import yaml
+
+from ansible_collections.plinth.platform.plugins.module_utils import gitops
+from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+
+from ansible_collections.plinth.platform.tests.unit.conftest import HERE, load_inventory
+
+__metaclass__ = type
+
+GOLDEN = os.path.join(HERE, "golden")
+UPDATE = os.environ.get("PLINTH_UPDATE_GOLDEN") == "1"
+
+
+def render(env):
+    return gitops.render(build_spec(*load_inventory(env)))
+
+
+def docs(text):
+    return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+def test_tree_matches_golden_files(example_env):
+    """Inventory in -> tree out; regenerate with PLINTH_UPDATE_GOLDEN=1 after a deliberate change."""
+    files = render(example_env)
+    root = os.path.join(GOLDEN, example_env)
+    if UPDATE:
+        for path, content in files.items():
+            target = os.path.join(root, path)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "w") as handle:
+                handle.write(content)
+    on_disk = set()
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            on_disk.add(os.path.relpath(os.path.join(folder, name), root))
+    assert sorted(on_disk) == sorted(files), "golden file set differs: PLINTH_UPDATE_GOLDEN=1 to refresh"
+    for path, content in files.items():
+        with open(os.path.join(root, path)) as handle:
+            assert handle.read() == content, path
+
+
+def test_render_is_deterministic(example_env):
+    assert render(example_env) == render(example_env)
+
+
+def applications(files):
+    found = {}
+    for path, text in files.items():
+        for doc in docs(text):
+            if doc.get("kind") == "Application":
+                found[path] = doc
+    return found
+
+
+def test_every_application_points_at_files_in_the_tree(example_env):
+    files = render(example_env)
+    for path, app in applications(files).items():
+        for source in app["spec"].get("sources", []):
+            for value_file in source.get("helm", {}).get("valueFiles", []):
+                assert value_file.startswith("$values/")
+                assert value_file[len("$values/"):] in files, (path, value_file)
+            if "path" in source and "chart" not in source:
+                assert any(f.startswith(source["path"] + "/") for f in files), (path, source["path"])
+        if "source" in app["spec"]:
+            assert any(f.startswith(app["spec"]["source"]["path"] + "/") for f in files)
+
+
+def test_charts_are_pinned_and_sync_is_automated(example_env):
+    for path, app in applications(render(example_env)).items():
+        for source in app["spec"].get("sources", []):
+            if "chart" in source:
+                assert re.match(r"^v?\d+\.\d+\.\d+", source["targetRevision"]), path
+        policy = app["spec"]["syncPolicy"]["automated"]
+        assert policy == {"prune": True, "selfHeal": True}
+
+
+def wave(app):
+    return int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+
+
+def test_sync_waves_follow_dependencies(example_env):
+    """Storage and CRD operators, then Consul -> Vault -> ESO, then gateway, monitoring, tunnel, apps."""
+    by_name = dict((app["metadata"]["name"], wave(app))
+                   for path, app in applications(render(example_env)).items() if "annotations" in app["metadata"])
+    chain = ["rook-ceph", "rook-ceph-cluster", "consul", "vault", "external-secrets", "kong", "cloudflared",
+             "store-api"]
+    assert [by_name[n] for n in chain] == sorted(by_name[n] for n in chain)
+    assert by_name["consul"] < by_name["vault"] < by_name["external-secrets"] < by_name["kong"]
+    assert by_name["prometheus-operator-crds"] < by_name["rook-ceph-cluster"]
+    assert by_name["external-secrets"] < by_name["kube-prometheus-stack"] < by_name["cloudflared"]
+    assert by_name["cloudnative-pg"] < by_name["kong"]
+
+
+def test_projects_grant_least_privilege(example_env):
+    files = render(example_env)
+    projects = dict((d["metadata"]["name"], d) for d in docs(files["clusters/%s/apps/projects.yaml" % example_env]))
+    assert sorted(projects) == ["business", "infra", "platform", "root"]
+    business = projects["business"]["spec"]
+    assert business["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]
+    assert {"group": "*", "kind": "*"} not in business["namespaceResourceWhitelist"]
+    assert sorted(d["namespace"] for d in business["destinations"]) == ["payments", "store"]
+    root = projects["root"]["spec"]
+    assert root["clusterResourceWhitelist"] == []
+    assert [d["namespace"] for d in root["destinations"]] == ["argocd"]
+    for name, project in projects.items():
+        assert "*" not in project["spec"]["sourceRepos"], name
+    for path, app in applications(files).items():
+        dest = app["spec"]["destination"]["namespace"]
+        allowed = [d["namespace"] for d in projects[app["spec"]["project"]]["spec"]["destinations"]]
+        assert dest in allowed, path
+
+
+SECRET_KEY = re.compile(r"(password|passwd|secret|token|private_?key|api_?key)$", re.I)
+
+
+def walk(value, path=""):
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield from walk(sub, "%s.%s" % (path, key))
+            yield "%s.%s" % (path, key), key, sub
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            yield from walk(sub, "%s[%d]" % (path, i))
+
+
+def test_no_secret_value_is_written(example_env):
+    """Secrets are references (Secret names, Vault paths), never literal values."""
+    for path, text in render(example_env).items():
+        for doc in docs(text):
+            assert doc.get("kind") != "Secret", path
+            for where, key, value in walk(doc):
+                if isinstance(key, str) and SECRET_KEY.search(key) and isinstance(value, str):
+                    # a reference names a Secret, a key or an ESO template field; a value would not
+                    reference = re.match(r"^[a-z0-9][-a-z0-9_./]*$", value) and len(value) < 64
+                    template = re.match(r"^\{\{ *\.[A-Za-z0-9_-]+ *\}\}$", value)
+                    assert reference or template, (path, where)
+
+
+def test_every_namespace_gets_pod_security_labels(example_env):
+    for path, app in applications(render(example_env)).items():
+        ns = app["spec"]["destination"]["namespace"]
+        if ns == "kube-system" or "managedNamespaceMetadata" not in app["spec"].get("syncPolicy", {}):
+            assert ns in ("kube-system", "argocd"), path
+            continue
+        labels = app["spec"]["syncPolicy"]["managedNamespaceMetadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] in ("privileged", "baseline", "restricted")
+
+
+def test_business_namespaces_default_deny_with_allows(example_env):
+    files = render(example_env)
+    for app in ("store-api", "payment-service"):
+        folder = "apps/%s/%s/" % (app, example_env)
+        kinds = [(d["kind"], d["metadata"]["name"]) for f, t in files.items() if f.startswith(folder) for d in docs(t)]
+        assert ("NetworkPolicy", "default-deny") in kinds
+        assert ("NetworkPolicy", "allow-dns") in kinds
+        assert ("NetworkPolicy", "%s-ingress" % app) in kinds
+    egress = docs(files["apps/payment-service/%s/networkpolicy-payment-service-egress.yaml" % example_env])[0]
+    assert egress["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "203.0.113.0/24"}}]
+
+
+def test_app_secrets_are_external_secret_references(production):
+    files = gitops.render(build_spec(*production))
+    secret = docs(files["apps/store-api/production/externalsecret-store-api-db.yaml"])[0]
+    assert secret["apiVersion"] == "external-secrets.io/v1"
+    assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "vault"}
+    assert [d["remoteRef"] for d in secret["spec"]["data"]] == [
+        {"key": "apps/store-api/db", "property": "password"},
+        {"key": "apps/store-api/db", "property": "username"},
+    ]
+
+
+def test_disabled_component_leaves_the_tree(production):
+    variables, groups, hostvars = production
+    variables["plinth_components"]["cloudflared"]["enabled"] = False
+    files = gitops.render(build_spec(variables, groups, hostvars))
+    assert not [f for f in files if "cloudflared" in f]
+
+
+def test_shared_namespace_policies_belong_to_one_app(production):
+    variables, groups, hostvars = production
+    for app in variables["plinth_apps"]:
+        app["namespace"] = "shop"
+    files = gitops.render(build_spec(variables, groups, hostvars))
+    deny = [f for f in files if f.endswith("networkpolicy-default-deny.yaml") and f.startswith("apps/")]
+    assert deny == ["apps/store-api/production/networkpolicy-default-deny.yaml"]
+
+
+@pytest.mark.parametrize("repo,expected", [
+    ("oci://registry.example.com/charts", {"repoURL": "registry.example.com/charts", "chart": "store-api"}),
+    ("./charts/store-api", {"repoURL": "git@git.example.com:acme/platform-gitops.git", "path": "charts/store-api"}),
+])
+def test_chart_reference_kinds(production, repo, expected):
+    variables, groups, hostvars = production
+    variables["plinth_apps"][0]["chart"]["repo"] = repo
+    files = gitops.render(build_spec(variables, groups, hostvars))
+    source = docs(files["clusters/production/apps/apps-store-api.yaml"])[0]["spec"]["sources"][0]
+    for key, value in expected.items():
+        assert source[key] == value
