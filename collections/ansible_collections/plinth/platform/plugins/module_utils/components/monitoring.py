@@ -123,7 +123,8 @@ def _prometheus(spec, settings):
     return {
         "prometheusSpec": prom_spec,
         "podDisruptionBudget": {"enabled": settings["prometheus_replicas"] > 1, "minAvailable": pdb_min},
-        # Keeps one Grafana session on one replica: replicas scrape at different instants.
+        # One client keeps to one replica: the replicas scrape at different instants,
+        # so alternating between them makes Grafana's graphs jitter.
         "service": {"sessionAffinity": "ClientIP"},
     }
 
@@ -149,7 +150,7 @@ def _grafana(spec, settings):
     values = dict(_scheduling(spec, settings), **{
         "enabled": True,
         "defaultDashboardsEnabled": True,
-        # A Helm test hook: Argo CD never runs it, so it would only be dead weight.
+        # A `helm test` hook pod: no part of a GitOps sync.
         "testFramework": {"enabled": False},
         "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
         "sidecar": {
@@ -186,6 +187,7 @@ def control_plane_addresses(spec):
 def _control_plane(spec, settings):
     """kubeadm binds these metrics to 127.0.0.1 unless told otherwise: scrape them only when asked."""
     enabled = settings["control_plane_metrics"]
+    # With Cilium's kube-proxy replacement there is no kube-proxy to scrape.
     kube_proxy = enabled and not (spec["components"].get("cilium") or {}).get("kube_proxy_replacement")
     values = {
         "kubeControllerManager": {"enabled": enabled},

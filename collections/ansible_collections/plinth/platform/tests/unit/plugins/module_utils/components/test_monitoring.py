@@ -1,0 +1,384 @@
+# -*- coding: utf-8 -*-
+# Copyright: Plinth contributors
+# SPDX-License-Identifier: Apache-2.0
+"""kube-prometheus-stack: HA Prometheus/Alertmanager on Ceph, Grafana from Vault, node-exporter everywhere."""
+
+from __future__ import absolute_import, annotations, division, print_function
+
+import copy
+
+import pytest
+import yaml
+
+from ansible_collections.plinth.platform.plugins.module_utils import schema
+from ansible_collections.plinth.platform.plugins.module_utils.components import monitoring, registry
+from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.tests.unit.conftest import load_inventory
+
+__metaclass__ = type
+
+WORKER = {"node.role": "worker"}
+CONTROL_PLANE = {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
+STORAGE = {"key": "node.ceph.storage", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+GATEWAY = {"key": "node.kong.gateway", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+MONITOR_KINDS = ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig")
+
+
+def _declared_only(variables):
+    """Drop keys a neighbour component does not declare yet: this test is about monitoring."""
+    declared = {}
+    for component in registry():
+        declared[component.key] = set(["enabled", "pool", "namespace"]) | set(component.options) | set(
+            r.chart_option for r in component.releases if r.chart)
+    components = variables["plinth_components"]
+    for key, settings in components.items():
+        if key != "monitoring" and key in declared:
+            components[key] = dict((k, v) for k, v in settings.items() if k in declared[key])
+    return variables
+
+
+def _without_neighbours(inventory, keep=("monitoring", "rook_ceph", "external_secrets")):
+    """Switch off the other components, whose own cross-checks are not this test's subject."""
+    for key, settings in inventory[0]["plinth_components"].items():
+        if key not in keep:
+            settings["enabled"] = False
+    return inventory
+
+
+def _build(inventory, **options):
+    variables, groups, hostvars = inventory
+    _declared_only(variables)
+    variables["plinth_components"]["monitoring"].update(options)
+    return build_spec(variables, groups, hostvars)
+
+
+def _settings(spec):
+    return spec["components"]["monitoring"]
+
+
+def _release(name):
+    return [r for r in monitoring.COMPONENT.releases if r.name == name][0]
+
+
+def _stack(spec):
+    return _release("kube-prometheus-stack").values(spec, _settings(spec))
+
+
+def _manifests(spec):
+    return _release("kube-prometheus-stack").manifests(spec, _settings(spec))
+
+
+def _errors(inventory, **options):
+    with pytest.raises(schema.SpecError) as caught:
+        _build(inventory, **options)
+    return caught.value.errors
+
+
+@pytest.fixture
+def spec(production):
+    return _build(production)
+
+
+# --- releases ---------------------------------------------------------------
+
+def test_crds_come_first_and_the_stack_does_not_install_its_own(spec):
+    crds, stack = _release("prometheus-operator-crds"), _release("kube-prometheus-stack")
+    assert crds.wave == 10 and crds.wave < stack.wave
+    assert crds.chart_option == "crds_chart" and crds.chart["name"] == "prometheus-operator-crds"
+    assert stack.chart["name"] == "kube-prometheus-stack" and stack.chart["version"].startswith("88.")
+    assert crds.server_side_apply and stack.server_side_apply
+    assert _stack(spec)["crds"] == {"enabled": False}
+
+
+def test_crds_survive_pruning_and_deletion_of_the_application(spec):
+    values = _release("prometheus-operator-crds").values(spec, _settings(spec))
+    options = values["crds"]["annotations"]["argocd.argoproj.io/sync-options"].split(",")
+    assert sorted(options) == ["Delete=false", "Prune=false"]
+
+
+def test_crds_chart_can_be_overridden(production):
+    chart = {"repo": "oci://registry.example.com/charts", "name": "prometheus-operator-crds", "version": "31.0.0"}
+    spec = _build(production, crds_chart=chart)
+    assert _settings(spec)["crds_chart"] == chart
+
+
+# --- Prometheus and Alertmanager ---------------------------------------------
+
+def test_production_prometheus_is_ha_on_ceph_with_30d_retention(spec):
+    prom = _stack(spec)["prometheus"]
+    prom_spec = prom["prometheusSpec"]
+    assert prom_spec["replicas"] == 2
+    assert prom_spec["retention"] == "30d"
+    claim = prom_spec["storageSpec"]["volumeClaimTemplate"]["spec"]
+    assert claim["storageClassName"] == "rook-ceph-block"
+    assert claim["resources"]["requests"]["storage"] == "50Gi"
+    assert claim["accessModes"] == ["ReadWriteOnce"]
+    # 85% of 50Gi in Prometheus' power-of-two MB: the WAL keeps head room.
+    assert prom_spec["retentionSize"] == "43520MB"
+    assert prom_spec["nodeSelector"] == WORKER and prom_spec["tolerations"] == []
+    assert prom_spec["podAntiAffinity"] == "hard"
+    assert prom_spec["podAntiAffinityTopologyKey"] == "kubernetes.io/hostname"
+    assert prom["podDisruptionBudget"] == {"enabled": True, "minAvailable": 1}
+
+
+def test_production_alertmanager_is_ha_on_ceph(spec):
+    am = _stack(spec)["alertmanager"]
+    am_spec = am["alertmanagerSpec"]
+    assert am_spec["replicas"] == 2
+    claim = am_spec["storage"]["volumeClaimTemplate"]["spec"]
+    assert claim["storageClassName"] == "rook-ceph-block"
+    assert claim["resources"]["requests"]["storage"] == "10Gi"
+    assert am_spec["nodeSelector"] == WORKER
+    assert am_spec["podAntiAffinity"] == "hard"
+    assert am["podDisruptionBudget"] == {"enabled": True, "minAvailable": 1}
+
+
+def test_replicas_storage_and_retention_follow_the_inventory(production):
+    spec = _build(production, prometheus_replicas=3, alertmanager_replicas=3, retention="15d",
+                  prometheus_storage="100Gi", alertmanager_storage="5Gi")
+    values = _stack(spec)
+    prom_spec, am_spec = values["prometheus"]["prometheusSpec"], values["alertmanager"]["alertmanagerSpec"]
+    assert (prom_spec["replicas"], am_spec["replicas"]) == (3, 3)
+    assert prom_spec["retention"] == "15d"
+    assert prom_spec["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == "100Gi"
+    assert prom_spec["retentionSize"] == "87040MB"
+    assert am_spec["storage"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert values["prometheus"]["podDisruptionBudget"]["minAvailable"] == 2
+    assert values["alertmanager"]["podDisruptionBudget"]["minAvailable"] == 2
+
+
+def test_single_replicas_get_no_pdb_that_would_block_drains(production):
+    values = _stack(_build(production, prometheus_replicas=1, alertmanager_replicas=1))
+    assert values["prometheus"]["podDisruptionBudget"]["enabled"] is False
+    assert values["alertmanager"]["podDisruptionBudget"]["enabled"] is False
+
+
+def test_staging_runs_single_replicas_without_pdbs():
+    values = _stack(_build(load_inventory("staging")))
+    prom, am = values["prometheus"], values["alertmanager"]
+    assert prom["prometheusSpec"]["replicas"] == 1 and am["alertmanagerSpec"]["replicas"] == 1
+    assert prom["prometheusSpec"]["retention"] == "7d"
+    assert prom["prometheusSpec"]["retentionSize"] == "17408MB"
+    assert not prom["podDisruptionBudget"]["enabled"] and not am["podDisruptionBudget"]["enabled"]
+
+
+@pytest.mark.parametrize("quantity, expected", [
+    ("50Gi", "43520MB"),
+    ("1Ti", "891289MB"),
+    ("100G", "81062MB"),
+    ("0", None),
+    ("nonsense", None),
+])
+def test_retention_size_leaves_room_on_the_volume(quantity, expected):
+    assert monitoring.retention_size(quantity) == expected
+
+
+def test_monitors_and_rules_of_every_release_and_namespace_are_selected(spec):
+    prom_spec = _stack(spec)["prometheus"]["prometheusSpec"]
+    for kind in MONITOR_KINDS:
+        assert prom_spec[kind + "SelectorNilUsesHelmValues"] is False, kind
+        assert prom_spec[kind + "Selector"] == {}, kind
+        assert prom_spec[kind + "NamespaceSelector"] == {}, kind
+
+
+def test_prometheus_labels_its_series_with_the_cluster(spec):
+    assert _stack(spec)["prometheus"]["prometheusSpec"]["externalLabels"] == {"cluster": "prod"}
+
+
+# --- storage class -------------------------------------------------------------
+
+def _claims(values):
+    yield values["prometheus"]["prometheusSpec"]["storageSpec"]["volumeClaimTemplate"]["spec"]
+    yield values["alertmanager"]["alertmanagerSpec"]["storage"]["volumeClaimTemplate"]["spec"]
+
+
+def test_without_rook_the_cluster_default_storage_class_is_used(production):
+    production[0]["plinth_components"]["rook_ceph"]["enabled"] = False
+    values = _stack(_build(production))
+    for claim in _claims(values):
+        assert "storageClassName" not in claim
+    assert "storageClassName" not in values["grafana"]["persistence"]
+
+
+def test_storage_class_follows_rook_ceph(production):
+    production[0]["plinth_components"]["rook_ceph"]["storage_class"] = "ceph-fast"
+    values = _stack(_build(production))
+    assert [c["storageClassName"] for c in _claims(values)] == ["ceph-fast", "ceph-fast"]
+
+
+def test_explicit_storage_class_wins(production):
+    values = _stack(_build(production, storage_class="local-nvme"))
+    assert [c["storageClassName"] for c in _claims(values)] == ["local-nvme", "local-nvme"]
+    assert values["grafana"]["persistence"]["storageClassName"] == "local-nvme"
+
+
+# --- placement -----------------------------------------------------------------
+
+def _tainted_workers(spec):
+    """The worker pool relabelled and tainted; edited in the spec, as neighbours reject tainted workers."""
+    spec = copy.deepcopy(spec)
+    spec["node_pools"]["worker"]["labels"] = {"node.acme.io/tier": "apps"}
+    spec["node_pools"]["worker"]["taints"] = [{"key": "node.acme.io/tier", "value": "apps", "effect": "NoExecute"}]
+    return spec
+
+
+def test_every_monitoring_workload_follows_the_worker_pool(spec):
+    values = _stack(_tainted_workers(spec))
+    toleration = [{"key": "node.acme.io/tier", "operator": "Equal", "value": "apps", "effect": "NoExecute"}]
+    placed = [
+        values["prometheus"]["prometheusSpec"],
+        values["alertmanager"]["alertmanagerSpec"],
+        values["grafana"],
+        values["prometheusOperator"],
+        values["prometheusOperator"]["admissionWebhooks"]["patch"],
+        values["kube-state-metrics"],
+    ]
+    for where in placed:
+        assert where["nodeSelector"] == {"node.acme.io/tier": "apps"}
+        assert where["tolerations"] == toleration
+
+
+def test_the_pool_is_an_inventory_choice(production):
+    values = _stack(_build(production, pool="gateway"))
+    for where in (values["prometheus"]["prometheusSpec"], values["alertmanager"]["alertmanagerSpec"],
+                  values["grafana"], values["kube-state-metrics"]):
+        assert where["nodeSelector"] == {"node.kong.gateway": "true"}
+        assert where["tolerations"] == [GATEWAY]
+
+
+def test_node_exporter_tolerates_every_pool_and_the_control_plane(spec):
+    tolerations = _stack(spec)["prometheus-node-exporter"]["tolerations"]
+    assert STORAGE in tolerations and GATEWAY in tolerations and CONTROL_PLANE in tolerations
+    assert "nodeSelector" not in _stack(spec)["prometheus-node-exporter"]
+
+
+def test_node_exporter_tolerates_new_pool_taints(spec):
+    tolerations = _stack(_tainted_workers(spec))["prometheus-node-exporter"]["tolerations"]
+    assert {"key": "node.acme.io/tier", "operator": "Equal", "value": "apps", "effect": "NoExecute"} in tolerations
+    assert len(tolerations) == len(set(yaml.safe_dump(t) for t in tolerations)) == 4
+
+
+# --- Grafana -------------------------------------------------------------------
+
+def test_grafana_admin_comes_from_vault_through_an_external_secret(spec):
+    grafana = _stack(spec)["grafana"]
+    assert grafana["admin"] == {"existingSecret": "grafana-admin", "userKey": "admin-user",
+                                "passwordKey": "admin-password"}
+    [secret] = _manifests(spec)
+    assert secret["kind"] == "ExternalSecret" and secret["metadata"]["namespace"] == "monitoring"
+    assert secret["spec"]["target"]["name"] == "grafana-admin"
+    assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "vault"}
+    remote = {"key": "platform/monitoring/grafana", "property": "admin-password"}
+    assert secret["spec"]["data"] == [{"secretKey": "admin-password", "remoteRef": remote}]
+    template = secret["spec"]["target"]["template"]
+    assert template["mergePolicy"] == "Merge" and template["data"] == {"admin-user": "admin"}
+
+
+def test_no_password_value_reaches_values_or_manifests(spec):
+    text = yaml.safe_dump(_stack(spec)) + yaml.safe_dump_all(_manifests(spec))
+    assert "adminPassword" not in text
+    grafana = _stack(spec)["grafana"]
+    assert set(grafana["admin"]) == set(["existingSecret", "userKey", "passwordKey"])
+
+
+def test_grafana_vault_path_and_user_are_options(production):
+    spec = _build(production, grafana={"vault_path": "kv/ops/grafana", "admin_user": "ops"})
+    [secret] = _manifests(spec)
+    assert secret["spec"]["data"][0]["remoteRef"]["key"] == "kv/ops/grafana"
+    assert secret["spec"]["target"]["template"]["data"] == {"admin-user": "ops"}
+
+
+def test_grafana_loads_default_and_other_components_dashboards(spec):
+    grafana = _stack(spec)["grafana"]
+    assert grafana["defaultDashboardsEnabled"] is True
+    dashboards = grafana["sidecar"]["dashboards"]
+    assert dashboards["enabled"] is True and dashboards["searchNamespace"] == "ALL"
+    assert dashboards["label"] == "grafana_dashboard"
+
+
+def test_grafana_keeps_its_database_on_a_recreated_ceph_volume(spec):
+    grafana = _stack(spec)["grafana"]
+    assert grafana["persistence"]["enabled"] is True
+    assert grafana["persistence"]["size"] == "10Gi"
+    assert grafana["persistence"]["storageClassName"] == "rook-ceph-block"
+    assert grafana["deploymentStrategy"] == {"type": "Recreate"}
+
+
+def test_grafana_without_storage_has_no_pvc(production):
+    grafana = _stack(_build(production, grafana={"storage": None}))["grafana"]
+    assert "persistence" not in grafana and "deploymentStrategy" not in grafana
+
+
+def test_grafana_disabled_means_no_external_secret(production):
+    spec = _build(production, grafana={"enabled": False})
+    assert _stack(spec)["grafana"] == {"enabled": False}
+    assert _manifests(spec) == []
+
+
+# --- kubeadm control plane -------------------------------------------------------
+
+def test_control_plane_targets_are_off_by_default(spec):
+    values = _stack(spec)
+    for key in ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy"):
+        assert values[key] == {"enabled": False}, key
+
+
+def test_control_plane_targets_scrape_the_control_plane_hosts(production):
+    values = _stack(_build(production, control_plane_metrics=True))
+    for key in ("kubeControllerManager", "kubeScheduler", "kubeEtcd"):
+        assert values[key] == {"enabled": True, "endpoints": ["192.0.2.11", "192.0.2.12", "192.0.2.13"]}, key
+
+
+def test_kube_proxy_is_scraped_only_when_cilium_leaves_it_in_place(production):
+    spec = _build(production, control_plane_metrics=True)
+    spec = copy.deepcopy(spec)
+    spec["components"]["cilium"]["kube_proxy_replacement"] = True
+    assert _stack(spec)["kubeProxy"] == {"enabled": False}
+    spec["components"]["cilium"]["kube_proxy_replacement"] = False
+    assert _stack(spec)["kubeProxy"] == {"enabled": True}
+
+
+def test_control_plane_named_by_dns_falls_back_to_the_pod_selector(production):
+    production[2]["cp-2"]["ansible_host"] = "cp-2.example.com"
+    values = _stack(_build(production, control_plane_metrics=True))
+    assert values["kubeEtcd"] == {"enabled": True}
+
+
+# --- validation ------------------------------------------------------------------
+
+def test_replicas_must_fit_the_worker_pool(production):
+    errors = _errors(production, prometheus_replicas=4, alertmanager_replicas=5)
+    assert ("plinth_components.monitoring.prometheus_replicas: got 4; 4 Prometheus replicas need 4 hosts "
+            "in pool 'worker' (group workers has 3)") in errors
+    assert ("plinth_components.monitoring.alertmanager_replicas: got 5; 5 Alertmanager replicas need 5 hosts "
+            "in pool 'worker' (group workers has 3)") in errors
+
+
+def test_grafana_needs_external_secrets(production):
+    production[0]["plinth_components"]["external_secrets"]["enabled"] = False
+    errors = _errors(production)
+    assert ("plinth_components.monitoring.grafana.enabled: got True; the Grafana admin password comes from "
+            "Vault through an ExternalSecret: needs plinth_components.external_secrets.enabled: true") in errors
+
+
+def test_no_grafana_no_need_for_external_secrets(production):
+    _without_neighbours(production, keep=("monitoring", "rook_ceph"))
+    production[0]["plinth_apps"] = []
+    _build(production, grafana={"enabled": False})
+
+
+@pytest.mark.parametrize("option, value, rule", [
+    ("retention", "30 days", "must be a positive duration like 30d, 12h or 1h30m"),
+    ("retention", "0d", "must be a positive duration like 30d, 12h or 1h30m"),
+    ("prometheus_storage", "50GB", "must be a Kubernetes quantity like 500m, 2, 128Mi or 50Gi"),
+    ("alertmanager_storage", "lots", "must be a Kubernetes quantity like 500m, 2, 128Mi or 50Gi"),
+    ("prometheus_replicas", 0, "must be at least 1"),
+    ("storage_class", "Ceph_Block", "must be a DNS subdomain (lowercase letters, digits, '-' and '.')"),
+])
+def test_bad_values_are_named_with_their_rule(production, option, value, rule):
+    errors = _errors(production, **{option: value})
+    assert "plinth_components.monitoring.%s: got %r; %s" % (option, value, rule) in errors
+
+
+def test_disabled_monitoring_skips_its_checks(production):
+    _build(production, enabled=False, prometheus_replicas=9)
