@@ -133,11 +133,16 @@ def values(spec, settings):
             "ingressClass": "kong",
             "createIngressClass": True,
             "resources": copy.deepcopy(settings["controller_resources"]),
+            # Egress is denied by default: do not try to phone home.
+            "env": {"anonymous_reports": "false"},
             # The chart signs the webhook certificate at render time; Argo CD renders
             # on every refresh, so the certificate and caBundle would keep changing.
             "admissionWebhook": {"enabled": False},
         },
+        # The Admin API listens on localhost only, for the controller in the same pod;
+        # Kong Manager would have nothing to talk to, so it is neither served nor exposed.
         "admin": {"enabled": False},
+        "manager": {"enabled": False},
         "proxy": _proxy(settings),
         "nodeSelector": common.node_selector(spec, pool),
         "tolerations": common.tolerations(spec, pool),
@@ -165,7 +170,7 @@ def values(spec, settings):
         "postgresql": {"enabled": False},
     }
     if _enabled(spec, "monitoring"):
-        # Argo CD renders without the cluster's API list, so trust the CRD from the monitoring app.
+        # The CRD comes from the monitoring component; do not hinge on render-time API discovery.
         out["serviceMonitor"] = {"enabled": True, "trustCRDsExist": True}
     return out
 
@@ -180,6 +185,8 @@ def _env(settings):
         "pg_user": db["user"],
         "pg_password": {"valueFrom": {"secretKeyRef": {"name": SECRET, "key": "password"}}},
         "pg_ssl": "on" if db["ssl"] else "off",
+        "admin_gui_listen": "off",
+        "anonymous_reports": "off",
     }
 
 
@@ -249,19 +256,27 @@ def postgres_cluster(spec, settings):
             "enableSuperuserAccess": False,
             "storage": storage,
             "resources": copy.deepcopy(db["resources"]),
-            "affinity": {
-                "enablePodAntiAffinity": True,
-                "podAntiAffinityType": "required",
-                "topologyKey": "kubernetes.io/hostname",
-                "nodeSelector": common.node_selector(spec, db["pool"]),
-                "tolerations": common.tolerations(spec, db["pool"]),
-            },
+            "affinity": _postgres_affinity(spec, db["pool"]),
             "enablePDB": True,
         },
     }
     if db["image"]:
         cluster["spec"]["imageName"] = db["image"]
     return cluster
+
+
+def _postgres_affinity(spec, pool):
+    """One instance per host, only on the database pool."""
+    affinity = {
+        "enablePodAntiAffinity": True,
+        "podAntiAffinityType": "required",
+        "topologyKey": "kubernetes.io/hostname",
+        "nodeSelector": common.node_selector(spec, pool),
+    }
+    tolerations = common.tolerations(spec, pool)
+    if tolerations:
+        affinity["tolerations"] = tolerations
+    return affinity
 
 
 def _rook_storage_class(spec):

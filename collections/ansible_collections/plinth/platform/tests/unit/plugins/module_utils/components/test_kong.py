@@ -1,0 +1,443 @@
+# -*- coding: utf-8 -*-
+# Copyright: Plinth contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Kong Gateway: placement, database wiring, secrets, network policies and cross-checks."""
+
+from __future__ import absolute_import, annotations, division, print_function
+
+import pytest
+
+from ansible_collections.plinth.platform.plugins.module_utils.components import kong
+from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
+from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.tests.unit.conftest import load_inventory
+
+__metaclass__ = type
+
+WAVE = "argocd.argoproj.io/sync-wave"
+
+
+def _kong(variables):
+    return variables["plinth_components"]["kong"]
+
+
+def _build(inventory):
+    spec = build_spec(*inventory)
+    return spec, spec["components"]["kong"]
+
+
+def _values(inventory):
+    spec, settings = _build(inventory)
+    return kong.values(spec, settings)
+
+
+def _manifests(inventory):
+    spec, settings = _build(inventory)
+    return kong.manifests(spec, settings)
+
+
+def _by_kind(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+def _one(docs, kind, name=None):
+    found = [d for d in _by_kind(docs, kind) if name is None or d["metadata"]["name"] == name]
+    assert len(found) == 1, (kind, name, [d["metadata"]["name"] for d in docs])
+    return found[0]
+
+
+def _errors(inventory):
+    with pytest.raises(SpecError) as info:
+        build_spec(*inventory)
+    return info.value.errors
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield key
+            for item in _strings(sub):
+                yield item
+    elif isinstance(value, list):
+        for sub in value:
+            for item in _strings(sub):
+                yield item
+    elif isinstance(value, str):
+        yield value
+
+
+# --- placement and HA -------------------------------------------------------------
+
+def test_example_inventories_fill_the_gateway_pool(example_env):
+    spec, settings = _build(load_inventory(example_env))
+    values = kong.values(spec, settings)
+    hosts = spec["node_pools"]["gateway"]["hosts"]
+    assert values["replicaCount"] == settings["replicas"] <= len(hosts)
+    assert values["env"]["database"] == "postgres"
+    cluster = _one(kong.manifests(spec, settings), "Cluster")
+    assert cluster["spec"]["instances"] <= len(spec["node_pools"]["worker"]["hosts"])
+
+
+def test_gateway_pods_run_only_on_the_gateway_pool(production):
+    values = _values(production)
+    assert values["replicaCount"] == 3
+    assert values["nodeSelector"] == {"node.kong.gateway": "true"}
+    assert values["tolerations"] == [
+        {"key": "node.kong.gateway", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
+
+
+def test_gateway_pods_spread_one_per_host(production):
+    values = _values(production)
+    [spread] = values["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "DoNotSchedule"
+    assert spread["maxSkew"] == 1
+    # The chart's selector labels of the proxy pods, not those of the migration Jobs.
+    assert spread["labelSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "kong", "app.kubernetes.io/instance": "kong",
+        "app.kubernetes.io/component": "app"}
+    # The chart hands `affinity` to the migration Jobs as well: no anti-affinity there.
+    assert "podAntiAffinity" not in (values.get("affinity") or {})
+
+
+def test_pool_labels_and_taints_follow_the_inventory(production):
+    variables = production[0]
+    variables["plinth_node_pools"]["gateway"]["labels"] = {"edge": "yes", "zone": "dmz"}
+    variables["plinth_node_pools"]["gateway"]["taints"] = [
+        {"key": "edge", "value": "yes", "effect": "NoSchedule"},
+        {"key": "dmz", "value": "", "effect": "NoExecute"},
+    ]
+    values = _values(production)
+    assert values["nodeSelector"] == {"edge": "yes", "zone": "dmz"}
+    assert values["tolerations"] == [
+        {"key": "edge", "operator": "Equal", "value": "yes", "effect": "NoSchedule"},
+        {"key": "dmz", "operator": "Equal", "value": "", "effect": "NoExecute"},
+    ]
+
+
+def test_pod_disruption_budget_keeps_a_majority(production):
+    assert _values(production)["podDisruptionBudget"] == {"enabled": True, "minAvailable": 2}
+
+
+@pytest.mark.parametrize("replicas, budget", [
+    (2, {"enabled": True, "minAvailable": 1}),
+    # The chart fails to render a budget for a single replica.
+    (1, {"enabled": False}),
+])
+def test_replicas_and_budget_follow_the_inventory(production, replicas, budget):
+    _kong(production[0])["replicas"] = replicas
+    values = _values(production)
+    assert values["replicaCount"] == replicas
+    assert values["podDisruptionBudget"] == budget
+
+
+def test_migrations_run_with_the_gateway_placement(production):
+    values = _values(production)
+    # The chart's migration Jobs take nodeSelector/tolerations from the top-level keys.
+    assert values["migrations"]["preUpgrade"] is True
+    assert values["migrations"]["postUpgrade"] is True
+    assert values["nodeSelector"] and values["tolerations"]
+
+
+def test_runs_non_root_with_a_read_only_root_filesystem(production):
+    values = _values(production)
+    container = values["containerSecurityContext"]
+    assert container["readOnlyRootFilesystem"] is True
+    assert container["runAsNonRoot"] is True
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["capabilities"] == {"drop": ["ALL"]}
+    assert values["securityContext"]["runAsNonRoot"] is True
+
+
+def test_ingress_controller_is_on_and_admin_api_stays_private(production):
+    values = _values(production)
+    controller = values["ingressController"]
+    assert controller["enabled"] is True
+    assert controller["ingressClass"] == "kong"
+    assert values["admin"]["enabled"] is False
+    assert values["manager"]["enabled"] is False
+
+
+@pytest.mark.parametrize("service_type, policy", [("LoadBalancer", "Local"), ("NodePort", "Local"),
+                                                  ("ClusterIP", None)])
+def test_proxy_service_type(production, service_type, policy):
+    _kong(production[0])["proxy_service_type"] = service_type
+    proxy = _values(production)["proxy"]
+    assert proxy["type"] == service_type
+    assert proxy.get("externalTrafficPolicy") == policy
+
+
+# --- database: CloudNativePG (default) ------------------------------------------------
+
+def test_kong_uses_postgres_from_cloudnative_pg(production):
+    env = _values(production)["env"]
+    assert env["database"] == "postgres"
+    assert env["pg_host"] == "kong-postgres-rw.kong.svc"
+    assert env["pg_port"] == 5432
+    assert env["pg_user"] == "kong"
+    assert env["pg_database"] == "kong"
+    assert env["pg_password"] == {"valueFrom": {"secretKeyRef": {"name": "kong-database", "key": "password"}}}
+
+
+def test_postgres_cluster_is_rendered_on_the_worker_pool_with_ceph_storage(production):
+    docs = _manifests(production)
+    cluster = _one(docs, "Cluster")
+    assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
+    assert cluster["metadata"]["namespace"] == "kong"
+    spec = cluster["spec"]
+    assert spec["instances"] == 3
+    assert spec["storage"]["storageClass"] == "rook-ceph-block"
+    assert spec["storage"]["size"] == "10Gi"
+    assert spec["affinity"]["nodeSelector"] == {"node.role": "worker"}
+    assert spec["affinity"]["podAntiAffinityType"] == "required"
+    assert spec["affinity"]["topologyKey"] == "kubernetes.io/hostname"
+    assert "tolerations" not in spec["affinity"]          # the worker pool has no taints
+    assert spec["bootstrap"]["initdb"] == {"database": "kong", "owner": "kong",
+                                           "secret": {"name": "kong-database"}}
+
+
+def test_postgres_cluster_options(production):
+    _kong(production[0])["database"].update({
+        "cluster_name": "gw-db", "instances": 2, "storage_size": "20Gi", "storage_class": "fast",
+        "name": "gateway", "user": "gateway", "image": "ghcr.io/cloudnative-pg/postgresql:17.5",
+        "pool": "storage"})
+    spec, settings = _build(production)
+    cluster = _one(kong.manifests(spec, settings), "Cluster", "gw-db")["spec"]
+    assert cluster["instances"] == 2
+    assert cluster["storage"] == {"size": "20Gi", "storageClass": "fast"}
+    assert cluster["imageName"] == "ghcr.io/cloudnative-pg/postgresql:17.5"
+    assert cluster["bootstrap"]["initdb"]["owner"] == "gateway"
+    assert cluster["affinity"]["nodeSelector"] == {"node.ceph.storage": "true"}
+    assert cluster["affinity"]["tolerations"] == [
+        {"key": "node.ceph.storage", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
+    env = kong.values(spec, settings)["env"]
+    assert env["pg_host"] == "gw-db-rw.kong.svc"
+    assert env["pg_user"] == "gateway"
+
+
+def test_storage_class_falls_back_to_the_cluster_default_without_rook(production):
+    production[0]["plinth_components"]["rook_ceph"]["enabled"] = False
+    cluster = _one(_manifests(production), "Cluster")
+    assert "storageClass" not in cluster["spec"]["storage"]
+
+
+def test_password_comes_from_vault_as_a_basic_auth_secret(production):
+    _kong(production[0])["database"]["vault_path"] = "secret/gateway/db"
+    secret = _one(_manifests(production), "ExternalSecret", "kong-database")
+    spec = secret["spec"]
+    assert spec["target"]["name"] == "kong-database"
+    assert spec["target"]["template"]["type"] == "kubernetes.io/basic-auth"
+    assert spec["target"]["template"]["data"]["username"] == "kong"
+    assert spec["data"] == [{"secretKey": "password",
+                             "remoteRef": {"key": "secret/gateway/db", "property": "password"}}]
+
+
+def test_no_secret_value_is_written(production):
+    values = _values(production)
+    docs = _manifests(production)
+    for text in list(_strings(values)) + list(_strings(docs)):
+        assert "BEGIN" not in text and "PRIVATE" not in text
+    secret = _one(docs, "ExternalSecret")
+    # Only a template reference to the synced value, never the value.
+    assert secret["spec"]["target"]["template"]["data"]["password"] == "{{ .password }}"
+    assert "value" not in values["env"]["pg_password"]
+
+
+def test_sync_waves_put_secret_and_database_before_the_chart(production):
+    docs = _manifests(production)
+    wave = dict(((d["kind"], d["metadata"]["name"]), int(d["metadata"]["annotations"][WAVE]))
+                for d in docs if WAVE in (d["metadata"].get("annotations") or {}))
+    secret = wave[("ExternalSecret", "kong-database")]
+    database = wave[("Cluster", "kong-postgres")]
+    policies = [w for (kind, _name), w in wave.items() if kind == "NetworkPolicy"]
+    # The chart's Deployment and migration Jobs sit at wave 0.
+    assert max(policies) < secret < database < 0
+    assert len(policies) == len(_by_kind(docs, "NetworkPolicy"))
+
+
+# --- database: external ------------------------------------------------------------
+
+def test_external_database(production):
+    _kong(production[0])["database"] = {"mode": "external", "host": "db.example.com", "port": 6432,
+                                        "name": "gw", "user": "gw_user", "ssl": False}
+    spec, settings = _build(production)
+    env = kong.values(spec, settings)["env"]
+    assert env["pg_host"] == "db.example.com"
+    assert env["pg_port"] == 6432
+    assert env["pg_database"] == "gw"
+    assert env["pg_user"] == "gw_user"
+    assert env["pg_ssl"] == "off"
+    docs = kong.manifests(spec, settings)
+    assert not _by_kind(docs, "Cluster")
+    assert not _by_kind(docs, "PodMonitor")
+    assert _one(docs, "ExternalSecret")["spec"]["target"]["template"]["data"]["username"] == "gw_user"
+    names = [d["metadata"]["name"] for d in _by_kind(docs, "NetworkPolicy")]
+    assert not [n for n in names if "postgres" in n]
+    egress = _one(docs, "NetworkPolicy", "allow-to-database")["spec"]["egress"][0]
+    # A DNS name cannot be pinned: only the port is restricted.
+    assert egress["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+    assert egress["ports"] == [{"protocol": "TCP", "port": 6432}]
+
+
+@pytest.mark.parametrize("host, network, cidr", [
+    ("198.51.100.7", None, "198.51.100.7/32"),
+    ("db.example.com", "198.51.100.0/24", "198.51.100.0/24"),
+])
+def test_external_database_egress_is_narrowed(production, host, network, cidr):
+    _kong(production[0])["database"] = {"mode": "external", "host": host, "network": network}
+    egress = _one(_manifests(production), "NetworkPolicy", "allow-to-database")["spec"]["egress"][0]
+    assert egress["to"] == [{"ipBlock": {"cidr": cidr}}]
+
+
+def test_external_mode_does_not_need_cloudnative_pg(production):
+    variables = production[0]
+    _kong(variables)["database"] = {"mode": "external", "host": "192.0.2.50"}
+    variables["plinth_components"]["cloudnative_pg"] = {"enabled": False}
+    build_spec(*production)
+
+
+# --- network policies -----------------------------------------------------------------
+
+def test_namespace_is_default_deny_with_the_needed_openings(production):
+    docs = _by_kind(_manifests(production), "NetworkPolicy")
+    names = set(d["metadata"]["name"] for d in docs)
+    assert {"default-deny", "allow-dns", "allow-apiserver", "allow-proxy"} <= names
+    assert all(d["metadata"]["namespace"] == "kong" for d in docs)
+    deny = _one(docs, "NetworkPolicy", "default-deny")["spec"]
+    assert deny["podSelector"] == {} and sorted(deny["policyTypes"]) == ["Egress", "Ingress"]
+
+
+def test_proxy_is_open_to_everyone_on_its_ports_only(production):
+    proxy = _one(_manifests(production), "NetworkPolicy", "allow-proxy")["spec"]
+    assert proxy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "app"
+    [rule] = proxy["ingress"]
+    assert "from" not in rule
+    assert sorted(p["port"] for p in rule["ports"]) == [8000, 8443]
+
+
+def test_kong_reaches_postgres_and_the_operator_reaches_the_instances(production):
+    docs = _manifests(production)
+    to_db = _one(docs, "NetworkPolicy", "allow-kong-to-postgres")["spec"]
+    # Migration Jobs too: no component label in the selector.
+    assert to_db["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "kong",
+                                                   "app.kubernetes.io/instance": "kong"}
+    assert to_db["egress"][0]["to"] == [{"podSelector": {"matchLabels": {"cnpg.io/cluster": "kong-postgres"}}}]
+    assert to_db["egress"][0]["ports"] == [{"protocol": "TCP", "port": 5432}]
+    from_kong = _one(docs, "NetworkPolicy", "allow-postgres-from-kong")["spec"]
+    assert from_kong["podSelector"]["matchLabels"] == {"cnpg.io/cluster": "kong-postgres"}
+    assert from_kong["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 5432}]
+    operator = _one(docs, "NetworkPolicy", "allow-postgres-from-operator")["spec"]
+    [rule] = operator["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}}]
+    assert sorted(p["port"] for p in rule["ports"]) == [5432, 8000]
+
+
+def test_operator_namespace_follows_the_inventory(production):
+    production[0]["plinth_components"]["cloudnative_pg"] = {"namespace": "databases"}
+    operator = _one(_manifests(production), "NetworkPolicy", "allow-postgres-from-operator")["spec"]
+    assert operator["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "databases"}
+
+
+def test_kong_reaches_each_business_app_namespace_on_its_ports(production):
+    docs = _manifests(production)
+    expected = {"store": [8080], "payments": [8443]}
+    for namespace, ports in expected.items():
+        egress = _one(docs, "NetworkPolicy", "allow-to-%s" % namespace)["spec"]["egress"][0]
+        assert egress["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}]
+        assert [p["port"] for p in egress["ports"]] == ports
+
+
+def test_monitoring_hooks_follow_the_monitoring_component(production):
+    values = _values(production)
+    docs = _manifests(production)
+    assert values["serviceMonitor"]["enabled"] is True
+    assert _one(docs, "KongClusterPlugin", "prometheus")["plugin"] == "prometheus"
+    assert _one(docs, "PodMonitor")["spec"]["selector"]["matchLabels"] == {"cnpg.io/cluster": "kong-postgres"}
+    metrics = _one(docs, "NetworkPolicy", "allow-metrics")["spec"]["ingress"][0]
+    assert metrics["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+
+    production[0]["plinth_components"]["monitoring"]["enabled"] = False
+    values = _values(production)
+    docs = _manifests(production)
+    assert "serviceMonitor" not in values
+    assert not _by_kind(docs, "KongClusterPlugin")
+    assert not _by_kind(docs, "PodMonitor")
+    assert not [d for d in docs if d["metadata"]["name"] in ("allow-metrics", "allow-postgres-metrics")]
+
+
+def test_manifest_names_are_unique(production):
+    docs = _manifests(production)
+    keys = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    assert len(keys) == len(set(keys))
+
+
+# --- cross-checks -----------------------------------------------------------------------
+
+def test_replicas_must_fit_the_gateway_hosts(production):
+    production[1]["kong_nodes"] = ["gw-1", "gw-2"]
+    assert ("plinth_components.kong.replicas: got 3; 3 replicas need 3 hosts in pool 'gateway' "
+            "(group kong_nodes has 2)") in _errors(production)
+
+
+def test_more_replicas_than_hosts_is_rejected(production):
+    _kong(production[0])["replicas"] = 4
+    assert ("plinth_components.kong.replicas: got 4; 4 replicas need 4 hosts in pool 'gateway' "
+            "(group kong_nodes has 3)") in _errors(production)
+
+
+def test_cloudnative_pg_mode_needs_the_operator(production):
+    production[0]["plinth_components"]["cloudnative_pg"] = {"enabled": False}
+    assert ("plinth_components.kong.database.mode: got 'cloudnative-pg'; needs "
+            "plinth_components.cloudnative_pg.enabled: true (or database.mode: external)") in _errors(production)
+
+
+def test_database_password_needs_external_secrets(production):
+    production[0]["plinth_components"]["external_secrets"]["enabled"] = False
+    errors = _errors(production)
+    assert any(e.startswith("plinth_components.kong.database: got 'cloudnative-pg'; ") and
+               "external_secrets.enabled: true" in e for e in errors), errors
+
+
+def test_external_mode_needs_a_host(production):
+    _kong(production[0])["database"] = {"mode": "external"}
+    assert ("plinth_components.kong.database.host: got None; is required when database.mode is "
+            "'external'") in _errors(production)
+
+
+def test_host_is_rejected_in_cloudnative_pg_mode(production):
+    _kong(production[0])["database"]["host"] = "db.example.com"
+    assert ("plinth_components.kong.database.host: got 'db.example.com'; is only used when "
+            "database.mode is 'external'") in _errors(production)
+
+
+def test_postgres_instances_must_fit_their_pool(production):
+    _kong(production[0])["database"]["instances"] = 4
+    assert ("plinth_components.kong.database.instances: got 4; 4 PostgreSQL instances need 4 hosts "
+            "in pool 'worker' (group workers has 3)") in _errors(production)
+
+
+def test_postgres_pool_must_exist(production):
+    _kong(production[0])["database"]["pool"] = "databases"
+    assert ("plinth_components.kong.database.pool: got 'databases'; no such node pool "
+            "(known: gateway, storage, worker)") in _errors(production)
+
+
+@pytest.mark.parametrize("key, value, rule", [
+    ("mode", "sqlite", "must be one of 'cloudnative-pg', 'external'"),
+    ("user", "Kong-User", "must be a PostgreSQL identifier"),
+    ("storage_size", "ten gigs", "must be a Kubernetes quantity"),
+    ("network", "10.0.0.1/8", "must be a network in CIDR notation"),
+    ("bogus", 1, "unknown key"),
+])
+def test_database_options_are_validated(production, key, value, rule):
+    _kong(production[0])["database"][key] = value
+    errors = _errors(production)
+    assert any(e.startswith("plinth_components.kong.database.%s: " % key) and rule in e for e in errors), errors
+
+
+def test_a_password_in_the_inventory_is_refused(production):
+    _kong(production[0])["database"]["password"] = "hunter2"
+    errors = _errors(production)
+    assert any(e.startswith("plinth_components.kong.database.password: got '<redacted") for e in errors)
+    assert not any("hunter2" in e for e in errors)
