@@ -257,7 +257,8 @@ COMPONENT = Component(
     options=OPTIONS,
     check=check,
     releases=[
-        Release("prometheus-operator-crds", 10,
+        # Before every operator, so their ServiceMonitors and PodMonitors sync on the first try.
+        Release("prometheus-operator-crds", 5,
                 {"repo": CHARTS, "name": "prometheus-operator-crds", "version": "31.0.1"},
                 values=crds_values, chart_option="crds_chart", server_side_apply=True),
         Release("kube-prometheus-stack", 60,

@@ -83,7 +83,7 @@ def spec(production):
 
 def test_crds_come_first_and_the_stack_does_not_install_its_own(spec):
     crds, stack = _release("prometheus-operator-crds"), _release("kube-prometheus-stack")
-    assert crds.wave == 10 and crds.wave < stack.wave
+    assert crds.wave == 5 and crds.wave < stack.wave
     assert crds.chart_option == "crds_chart" and crds.chart["name"] == "prometheus-operator-crds"
     assert stack.chart["name"] == "kube-prometheus-stack" and stack.chart["version"].startswith("88.")
     assert crds.server_side_apply and stack.server_side_apply
