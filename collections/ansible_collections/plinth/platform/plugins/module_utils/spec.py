@@ -131,7 +131,8 @@ def build_spec(variables, groups, hostvars=None):
     hostvars = hostvars or {}
     errors = s.Errors()
 
-    _find_secrets(variables, "", errors)
+    # The schema echoes bad values back, so it only ever sees the secrets redacted.
+    variables = _redact_secrets(variables, "", errors)
     top = s.normalize(variables, s.Dict(_top_fields()), "", errors)
 
     spec = {
@@ -161,19 +162,44 @@ def _plain(data):
     return json.loads(json.dumps(data, default=str))
 
 
-def _find_secrets(value, path, errors):
+SECRET_RULE = ("secret material must not sit in plain inventory: keep it in Vault and reference it "
+               "through an ExternalSecret (ansible-vault for bootstrap credentials)")
+URL_CREDENTIALS = re.compile(r"^([a-z][a-z0-9+.-]*://[^/?#@\s:]*):[^/?#@\s]+@", re.I)
+PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
+def _redact_secrets(value, path, errors):
+    """``value`` with every secret replaced by a placeholder; each one is reported once.
+
+    A secret is a non-empty string or number under a secret-like key, a password
+    inside a URL (``https://user:pass@host``) or a PEM private key anywhere.
+    """
     if isinstance(value, dict):
+        out = {}
         for key, sub in value.items():
             subpath = "%s.%s" % (path, key) if path else str(key)
-            if isinstance(key, str) and SECRET_KEY.search(key) and isinstance(sub, str) and sub:
-                errors.add(subpath, "<redacted, %d characters>" % len(sub),
-                           "secret material must not sit in plain inventory: keep it in Vault and "
-                           "reference it through an ExternalSecret (ansible-vault for bootstrap credentials)")
+            if isinstance(key, str) and SECRET_KEY.search(key) and _is_secret_value(sub):
+                out[key] = "<redacted, %d characters>" % len(str(sub))
+                errors.add(subpath, out[key], SECRET_RULE)
             else:
-                _find_secrets(sub, subpath, errors)
-    elif isinstance(value, list):
-        for i, sub in enumerate(value):
-            _find_secrets(sub, "%s[%d]" % (path, i), errors)
+                out[key] = _redact_secrets(sub, subpath, errors)
+        return out
+    if isinstance(value, list):
+        return [_redact_secrets(sub, "%s[%d]" % (path, i), errors) for i, sub in enumerate(value)]
+    if isinstance(value, str) and PRIVATE_KEY_BLOCK.search(value):
+        errors.add(path, "<redacted private key>", SECRET_RULE)
+        return "<redacted private key>"
+    if isinstance(value, str) and URL_CREDENTIALS.search(value):
+        hidden = URL_CREDENTIALS.sub(r"\1:<redacted>@", value)
+        errors.add(path, hidden, "a URL must not carry a password: " + SECRET_RULE)
+        return hidden
+    return value
+
+
+def _is_secret_value(value):
+    if isinstance(value, bool) or value is None:
+        return False
+    return isinstance(value, (int, float)) or (isinstance(value, str) and value != "")
 
 
 def _resolve_hosts(spec, pools, groups, hostvars, errors):
@@ -217,9 +243,26 @@ def _resolve_hosts(spec, pools, groups, hostvars, errors):
                 errors.add("plinth_node_pools.%s.labels" % other, clash,
                            "host %s is also in pool %r, which sets these labels differently" % (host, names[0]))
 
+    # kubeadm taints every control-plane host; a pool's workloads only tolerate the pool's own taints.
+    for host in cp["hosts"]:
+        for name in owner.get(host, []):
+            if CONTROL_PLANE_TAINT not in _taint_set(spec["node_pools"][name]):
+                errors.add("plinth_node_pools.%s.group" % name, spec["node_pools"][name]["group"],
+                           "host %s is also a control-plane host (group %s), tainted %s:%s by kubeadm; "
+                           "a control-plane host may sit in a pool only when the pool has that taint"
+                           % (host, cp["group"], CONTROL_PLANE_TAINT[0], CONTROL_PLANE_TAINT[2]))
+
+    users = {}
     for host in sorted(set(cp["hosts"]) | set(owner)):
         vars_ = hostvars.get(host) or {}
-        spec["hosts"][host] = {"address": str(vars_.get("ansible_host") or host)}
+        address = str(vars_.get("ansible_host") or host)
+        spec["hosts"][host] = {"address": address}
+        if users.setdefault(address, host) != host:
+            errors.add("hostvars[%r].ansible_host" % host, address,
+                       "is also the address of host %s; every host needs its own address" % users[address])
+
+
+CONTROL_PLANE_TAINT = ("node-role.kubernetes.io/control-plane", "", "NoSchedule")
 
 
 def _taint_set(pool):
@@ -272,6 +315,8 @@ def _check_components(spec, errors):
 
 def _check_apps(spec, errors):
     seen = {}
+    platform_namespaces = dict((settings["namespace"], key) for key, settings in sorted(spec["components"].items())
+                               if settings and settings.get("enabled") and settings.get("namespace"))
     releases = set(r.name for c in registry() for r in c.releases)
     for index, app in enumerate(spec["apps"]):
         path = "plinth_apps[%d]" % index
@@ -288,6 +333,10 @@ def _check_apps(spec, errors):
             app["namespace"] = app["name"]
         if app["namespace"] in RESERVED_NAMESPACES:
             errors.add(path + ".namespace", app["namespace"], "is reserved for Kubernetes itself")
+        elif app["namespace"] in platform_namespaces:
+            errors.add(path + ".namespace", app["namespace"],
+                       "is the namespace of plinth_components.%s; a business app needs a namespace of its own "
+                       "(its policies and Pod Security level differ)" % platform_namespaces[app["namespace"]])
         if app["pool"] not in spec["node_pools"]:
             errors.add(path + ".pool", app["pool"], "no such node pool (known: %s)" % ", ".join(sorted(spec["node_pools"])))
         scaling = app.get("autoscaling")
