@@ -10,7 +10,13 @@ deterministic: sorted keys, stable order, one document per raw manifest file.
 
 from __future__ import absolute_import, annotations, division, print_function
 
-import yaml
+try:
+    import yaml
+except ImportError:  # PyYAML comes with ansible-core on the controller, where this runs
+    yaml = None
+    _SafeDumper = object
+else:
+    _SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 from ansible_collections.plinth.platform.plugins.module_utils.components import apps as app_values
 from ansible_collections.plinth.platform.plugins.module_utils.components import common, registry
@@ -249,7 +255,7 @@ def root_application(spec):
     }
 
 
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+class _Dumper(_SafeDumper):
     """Block style, multi-line strings as literal blocks, no aliases."""
 
     def ignore_aliases(self, data):
@@ -261,10 +267,13 @@ def _str(dumper, data):
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
-_Dumper.add_representer(str, _str)
+if yaml is not None:
+    _Dumper.add_representer(str, _str)
 
 
 def dump(docs):
+    if yaml is None:
+        raise RuntimeError("rendering the GitOps tree needs PyYAML")
     return "---\n".join(
         yaml.dump(doc, Dumper=_Dumper, default_flow_style=False, sort_keys=True, width=4096,
                   allow_unicode=True)

@@ -79,7 +79,7 @@ def dns_subdomain(value):
 
 
 def label_key(value):
-    prefix, _, name = value.rpartition("/")
+    prefix, _slash, name = value.rpartition("/")
     if prefix and dns_subdomain(prefix):
         return "label key prefix %r must be a DNS subdomain" % prefix
     if not LABEL_NAME.match(name):

@@ -20,7 +20,7 @@ description:
   - The list of generated files is kept in C(.plinth-generated-<scope>) at the root of O(dest),
     so several environments can share one tree without pruning each other's files.
 author:
-  - Plinth contributors
+  - Plinth contributors (@plinth)
 options:
   dest:
     description: Root folder of the tree, created when missing.
@@ -38,8 +38,10 @@ options:
     default: default
 attributes:
   check_mode:
+    description: Reports what would be created, updated and removed without writing anything.
     support: full
   diff_mode:
+    description: Returns the before and after content of every file that changes.
     support: full
 """
 
