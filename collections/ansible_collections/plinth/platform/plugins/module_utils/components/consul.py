@@ -46,8 +46,9 @@ SERF_LAN_PORT = 8301
 SERF_WAN_PORT = 8302
 GOSSIP_SECRET = "consul-gossip-key"
 GOSSIP_SECRET_KEY = "key"
-# The Jobs the chart may run next to the servers, which talk to the Kubernetes API.
-API_CLIENT_JOBS = ("gossip-encryption-autogenerate", "server-acl-init", "server-acl-init-cleanup")
+# Pods of the chart that call the Kubernetes API: the servers' locality-init container reads
+# their node's topology labels, the Jobs write Secrets and the ACL auth method.
+API_CLIENTS = ("server", "gossip-encryption-autogenerate", "server-acl-init", "server-acl-init-cleanup")
 
 OPTIONS = {
     "replicas": s.Int(3, minimum=1, doc="Consul servers (Raft voters), one per host of the pool; odd."),
@@ -102,6 +103,14 @@ def _text(value):
     return json.dumps(value, sort_keys=True)
 
 
+def _placement(spec, settings):
+    """nodeSelector and tolerations as the chart wants them: YAML text, empty when unset."""
+    selector = common.node_selector(spec, settings["pool"])
+    tolerations = common.tolerations(spec, settings["pool"])
+    return {"nodeSelector": _text(selector) if selector else None,
+            "tolerations": _text(tolerations) if tolerations else ""}
+
+
 def _gossip(settings):
     mode = settings["gossip_encryption"]
     if mode == "generate":
@@ -115,30 +124,23 @@ def _acls(spec, settings):
     acls = {"manageSystemACLs": settings["acls"]}
     if settings["acls"]:
         # The acl-init Jobs are placed like the servers.
-        selector = common.node_selector(spec, settings["pool"])
-        tolerations = common.tolerations(spec, settings["pool"])
-        acls["nodeSelector"] = _text(selector) if selector else None
-        acls["tolerations"] = _text(tolerations) if tolerations else ""
+        acls.update(_placement(spec, settings))
     return acls
 
 
 def _server(spec, settings):
     replicas = settings["replicas"]
-    selector = common.node_selector(spec, settings["pool"])
-    tolerations = common.tolerations(spec, settings["pool"])
-    return {
+    return dict(_placement(spec, settings), **{
         "replicas": replicas,
         "storage": settings["storage"],
         "storageClass": storage_class(spec, settings),
         # The service-mesh CA is not needed: nothing joins a mesh.
         "connect": False,
         "resources": dict((k, dict(v)) for k, v in settings["resources"].items()),
-        "nodeSelector": _text(selector) if selector else None,
-        "tolerations": _text(tolerations) if tolerations else "",
         # The chart's default affinity already keeps one server per host.
         # A stopped server leaves the Raft pool, so never more than one at a time.
         "disruptionBudget": {"enabled": replicas > 1, "maxUnavailable": 1},
-    }
+    })
 
 
 def values(spec, settings):
@@ -159,6 +161,8 @@ def values(spec, settings):
         "syncCatalog": {"enabled": False},
         "meshGateway": {"enabled": False},
         "ui": {"enabled": settings["ui"], "service": {"enabled": settings["ui"], "type": "ClusterIP"}},
+        # Helm test Pods: Argo CD never runs them.
+        "tests": {"enabled": False},
     }
 
 
@@ -184,32 +188,41 @@ def _policy(name, namespace, pod_selector, ingress=None, egress=None):
             "metadata": common.metadata(name, namespace), "spec": spec}
 
 
+def _cluster_ports():
+    return _ports((SERVER_RPC_PORT, "TCP"), (SERF_LAN_PORT, "TCP"), (SERF_LAN_PORT, "UDP"),
+                  (SERF_WAN_PORT, "TCP"), (SERF_WAN_PORT, "UDP"))
+
+
 def network_policies(spec, settings):
+    """Every list is built afresh: shared objects would come out as YAML anchors."""
     namespace = settings["namespace"]
-    server = {"matchLabels": server_labels()}
-    cluster_ports = _ports((SERVER_RPC_PORT, "TCP"), (SERF_LAN_PORT, "TCP"), (SERF_LAN_PORT, "UDP"),
-                           (SERF_WAN_PORT, "TCP"), (SERF_WAN_PORT, "UDP"))
-    peers = [_pod_peer(namespace, server_labels())]
-    # Pods of this namespace (servers, acl-init Jobs) call the servers' HTTP API.
-    local = [{"podSelector": {}}]
+
+    def servers():
+        return [_pod_peer(namespace, server_labels())]
+
+    def server_pods():
+        return {"matchLabels": server_labels()}
+
     policies = [
         common.default_deny(namespace),
         common.allow_dns(namespace),
-        _policy("allow-server-cluster", namespace, server,
-                ingress=[{"from": peers, "ports": cluster_ports},
-                         {"from": local, "ports": _ports((HTTP_PORT, "TCP"))}],
-                egress=[{"to": peers, "ports": cluster_ports}]),
+        # Raft RPC and LAN/WAN gossip between the servers only.
+        _policy("allow-server-cluster", namespace, server_pods(),
+                ingress=[{"from": servers(), "ports": _cluster_ports()},
+                         # Pods of this namespace (servers, acl-init Jobs) call the HTTP API.
+                         {"from": [{"podSelector": {}}], "ports": _ports((HTTP_PORT, "TCP"))}],
+                egress=[{"to": servers(), "ports": _cluster_ports()}]),
         _policy("allow-local-http", namespace, {},
-                egress=[{"to": peers, "ports": _ports((HTTP_PORT, "TCP"))}]),
+                egress=[{"to": servers(), "ports": _ports((HTTP_PORT, "TCP"))}]),
     ]
     apiserver = common.allow_apiserver(spec, namespace)
-    apiserver["metadata"]["name"] = "allow-apiserver-jobs"
     apiserver["spec"]["podSelector"] = {"matchExpressions": [
-        {"key": "component", "operator": "In", "values": list(API_CLIENT_JOBS)}]}
+        {"key": "component", "operator": "In", "values": list(API_CLIENTS)}]}
     policies.append(apiserver)
     vault = spec["components"].get("vault") or {}
     if vault.get("enabled"):
-        policies.append(_policy("allow-vault", namespace, server, ingress=[{
+        # Vault's storage backend needs the HTTP API only: it joins no gossip pool.
+        policies.append(_policy("allow-vault", namespace, server_pods(), ingress=[{
             "from": [_pod_peer(vault["namespace"], {"app.kubernetes.io/name": "vault", "component": "server"})],
             "ports": _ports((HTTP_PORT, "TCP")),
         }]))

@@ -1,15 +1,289 @@
 # -*- coding: utf-8 -*-
 # Copyright: Plinth contributors
 # SPDX-License-Identifier: Apache-2.0
-"""Vault (placeholder: values not written yet)."""
+"""Vault: HA servers whose storage (and HA lock) is the in-cluster Consul.
+
+The chart's HA example points ``storage "consul"`` at ``HOST_IP:8500``, a
+client agent on every node; consul-k8s no longer runs client agents, so the
+address here is the Consul server Service by its DNS name.  Raft is off:
+Consul is the only backend offered.
+
+Choices made here:
+- Injector off by default: workloads get secrets through External Secrets,
+  which reads Vault with its own Kubernetes-auth role.
+- TLS off by default: there is no in-cluster CA to issue Vault a certificate
+  and the certificate cannot come from Vault itself.  ``tls_secret_name``
+  names a kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) that the
+  operator creates in Vault's namespace; its certificate must cover
+  ``vault.<namespace>.svc``, ``*.vault-internal`` and 127.0.0.1.  Until then,
+  Vault traffic stays on the pod network, fenced by NetworkPolicies (Cilium's
+  transparent encryption covers the wire).
+- ``disable_mlock``: the restricted Pod Security level forbids IPC_LOCK, and
+  swap is off on every node, so there is nothing for mlock to protect against.
+- Vault starts sealed: initialising and unsealing, enabling the KV engine and
+  the Kubernetes auth role that External Secrets uses are operator steps.
+"""
 
 from __future__ import absolute_import, annotations, division, print_function
 
+from ansible_collections.plinth.platform.plugins.module_utils import schema as s
 from ansible_collections.plinth.platform.plugins.module_utils.components import Component, Release
+from ansible_collections.plinth.platform.plugins.module_utils.components import common
+from ansible_collections.plinth.platform.plugins.module_utils.components import consul
 
 __metaclass__ = type
 
+RELEASE = "vault"
+API_PORT = 8200
+CLUSTER_PORT = 8201
+INJECTOR_PORT = 8080
+INJECTOR_REPLICAS = 2
+CONSUL_PATH = "vault/"
+RUN_AS_USER = 100
+RUN_AS_GROUP = 1000
+TLS_DIR = "/vault/userconfig/tls"
+
+
+def _backend_supported(value):
+    if value != "consul":
+        return "only 'consul' is supported: Vault stores its data in the in-cluster Consul (raft is not offered)"
+    return None
+
+
+OPTIONS = {
+    "replicas": s.Int(3, minimum=1, doc="Vault servers (one active, the rest standby), one per host of the pool."),
+    "backend": s.Str("consul", checks=[_backend_supported], doc="Storage backend; only consul."),
+    "ui": s.Bool(True, doc="Serve the web UI on the API port and add the ClusterIP Service vault-ui."),
+    "injector": s.Bool(False, doc="Deploy the Vault Agent injector (webhook); External Secrets is the "
+                                  "platform's secrets path, so it is off by default."),
+    "tls_secret_name": s.Str(None, nullable=True, checks=[s.dns_subdomain],
+                             doc="kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) in Vault's namespace; "
+                                 "set it to serve the API over TLS. Created by the operator, not by Vault."),
+    "consul_token_secret_name": s.Str("vault-consul-token", checks=[s.dns_subdomain],
+                                      doc="Secret in Vault's namespace whose key 'token' is Vault's Consul "
+                                          "ACL token; read only when consul.acls is true."),
+    "resources": s.Dict({
+        "requests": s.Dict({"cpu": s.Str("250m", checks=[s.quantity]),
+                            "memory": s.Str("256Mi", checks=[s.quantity])}),
+        "limits": s.Dict({"cpu": s.Str("2", checks=[s.quantity]),
+                          "memory": s.Str("1Gi", checks=[s.quantity])}),
+    }, doc="Requests and limits of each Vault server container."),
+}
+
+
+def server_labels():
+    """Labels of the Vault server pods, as the chart sets them."""
+    return {"app.kubernetes.io/name": "vault", "app.kubernetes.io/instance": RELEASE, "component": "server"}
+
+
+def scheme(settings):
+    return "https" if settings["tls_secret_name"] else "http"
+
+
+def address(spec):
+    """URL of the Vault API for in-cluster clients (the Service that spans all servers)."""
+    settings = spec["components"]["vault"]
+    return "%s://%s.%s.svc:%d" % (scheme(settings), RELEASE, settings["namespace"], API_PORT)
+
+
+def _monitoring(spec):
+    return bool((spec["components"].get("monitoring") or {}).get("enabled"))
+
+
+def _consul_acls(spec):
+    return bool((spec["components"].get("consul") or {}).get("acls"))
+
+
+def _listener(spec, settings):
+    lines = ['  address = "[::]:%d"' % API_PORT, '  cluster_address = "[::]:%d"' % CLUSTER_PORT]
+    if settings["tls_secret_name"]:
+        lines += ['  tls_cert_file = "%s/tls.crt"' % TLS_DIR, '  tls_key_file = "%s/tls.key"' % TLS_DIR]
+    else:
+        lines.append("  tls_disable = 1")
+    if _monitoring(spec):
+        # Prometheus scrapes /v1/sys/metrics without a Vault token.
+        lines += ["  telemetry {", '    unauthenticated_metrics_access = "true"', "  }"]
+    return ['listener "tcp" {'] + lines + ["}"]
+
+
+def config(spec, settings):
+    """The server configuration (HCL) for HA mode."""
+    lines = ["ui = %s" % ("true" if settings["ui"] else "false"), "disable_mlock = true", ""]
+    lines += _listener(spec, settings)
+    lines += [
+        "",
+        'storage "consul" {',
+        '  address = "%s"' % consul.server_address(spec),
+        '  scheme = "http"',
+        '  path = "%s"' % CONSUL_PATH,
+        "}",
+        "",
+        # Leader/standby labels on the pods, which the vault-active Service selects.
+        'service_registration "kubernetes" {}',
+    ]
+    if _monitoring(spec):
+        lines += ["", "telemetry {", '  prometheus_retention_time = "30s"', "  disable_hostname = true", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def _security_context():
+    pod = {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_GROUP, "fsGroup": RUN_AS_GROUP,
+           "seccompProfile": {"type": "RuntimeDefault"}}
+    container = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    return {"pod": pod, "container": container}
+
+
+def _server(spec, settings):
+    replicas = settings["replicas"]
+    server = dict(common.placement(spec, settings["pool"]), **{
+        "resources": dict((k, dict(v)) for k, v in settings["resources"].items()),
+        # Data lives in Consul; no PVC per pod.
+        "dataStorage": {"enabled": False},
+        "statefulSet": {"securityContext": _security_context()},
+        "ha": {
+            "enabled": True,
+            "replicas": replicas,
+            "raft": {"enabled": False},
+            "config": config(spec, settings),
+            # Any one unsealed server serves, so keep a majority and let the rest drain.
+            "disruptionBudget": {"enabled": replicas > 1,
+                                 "maxUnavailable": max(1, replicas - common.pdb_min_available(replicas))},
+        },
+    })
+    if _consul_acls(spec):
+        # Read by Vault's Consul client; a Secret, since Vault cannot hold its own storage token.
+        server["extraSecretEnvironmentVars"] = [{"envName": "CONSUL_HTTP_TOKEN", "secretKey": "token",
+                                                 "secretName": settings["consul_token_secret_name"]}]
+    if settings["tls_secret_name"]:
+        server["volumes"] = [{"name": "tls", "secret": {"secretName": settings["tls_secret_name"]}}]
+        server["volumeMounts"] = [{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}]
+        # The chart's probes and CLI use https://127.0.0.1:8200.
+        server["extraEnvironmentVars"] = {"VAULT_CACERT": TLS_DIR + "/ca.crt"}
+    return server
+
+
+def _injector(spec, settings):
+    if not settings["injector"]:
+        return {"enabled": False}
+    security = _security_context()
+    security["container"]["runAsNonRoot"] = True
+    return dict(common.placement(spec, settings["pool"]), **{
+        "enabled": True,
+        "replicas": INJECTOR_REPLICAS,
+        "securityContext": security,
+        "podDisruptionBudget": {"maxUnavailable": 1},
+    })
+
+
+def values(spec, settings):
+    result = {
+        "global": {"enabled": True, "tlsDisable": not settings["tls_secret_name"]},
+        "injector": _injector(spec, settings),
+        "server": _server(spec, settings),
+        "ui": {"enabled": settings["ui"], "serviceType": "ClusterIP"},
+        "csi": {"enabled": False},
+    }
+    if _monitoring(spec):
+        result["serverTelemetry"] = {"serviceMonitor": {"enabled": True}}
+    return result
+
+
+def _namespace_peer(namespace, labels=None):
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+    if labels:
+        peer["podSelector"] = {"matchLabels": dict(labels)}
+    return peer
+
+
+def _policy(name, namespace, pod_labels, ingress=None, egress=None):
+    types = (["Ingress"] if ingress is not None else []) + (["Egress"] if egress is not None else [])
+    spec = {"podSelector": {"matchLabels": dict(pod_labels)} if pod_labels else {}, "policyTypes": types}
+    if ingress is not None:
+        spec["ingress"] = ingress
+    if egress is not None:
+        spec["egress"] = egress
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": common.metadata(name, namespace), "spec": spec}
+
+
+def _tcp(*ports):
+    return [{"protocol": "TCP", "port": p} for p in ports]
+
+
+def _api_clients(spec, settings):
+    if settings["injector"]:
+        # Injected agents run in the workloads' own namespaces.
+        return [{"namespaceSelector": {}}]
+    clients = []
+    eso = spec["components"].get("external_secrets") or {}
+    if eso.get("enabled"):
+        clients.append(_namespace_peer(eso["namespace"]))
+    if _monitoring(spec):
+        clients.append(_namespace_peer(spec["components"]["monitoring"]["namespace"]))
+    return clients
+
+
+def network_policies(spec, settings):
+    """Every list is built afresh: shared objects would come out as YAML anchors."""
+    namespace = settings["namespace"]
+
+    def servers():
+        return [_namespace_peer(namespace, server_labels())]
+
+    policies = [
+        common.default_deny(namespace),
+        common.allow_dns(namespace),
+        # TokenReview for Kubernetes auth, and the active/standby pod labels.
+        common.allow_apiserver(spec, namespace, server_labels()),
+        # Standbys forward requests to the active server over the cluster port.
+        _policy("allow-server-cluster", namespace, server_labels(),
+                ingress=[{"from": servers(), "ports": _tcp(API_PORT, CLUSTER_PORT)}],
+                egress=[{"to": servers(), "ports": _tcp(API_PORT, CLUSTER_PORT)}]),
+        _policy("allow-consul", namespace, server_labels(), egress=[{
+            "to": [_namespace_peer(spec["components"]["consul"]["namespace"], consul.server_labels())],
+            "ports": _tcp(consul.HTTP_PORT),
+        }]),
+    ]
+    clients = _api_clients(spec, settings)
+    if clients:
+        policies.append(_policy("allow-api-clients", namespace, server_labels(),
+                                ingress=[{"from": clients, "ports": _tcp(API_PORT)}]))
+    if settings["injector"]:
+        policies += _injector_policies(spec, namespace)
+    return policies
+
+
+def _injector_policies(spec, namespace):
+    labels = {"app.kubernetes.io/name": "vault-agent-injector", "component": "webhook"}
+    # The API server calls the webhook from the host network: no namespace to match.
+    webhook = _policy("allow-injector-webhook", namespace, labels, ingress=[{"ports": _tcp(INJECTOR_PORT)}])
+    apiserver = common.allow_apiserver(spec, namespace, labels)
+    apiserver["metadata"]["name"] = "allow-apiserver-injector"
+    return [webhook, apiserver]
+
+
+def manifests(spec, settings):
+    return network_policies(spec, settings)
+
+
+def check(spec, settings, errors, path):
+    common.check_fits_pool(spec, settings, errors, path + ".replicas", settings["replicas"], what="Vault servers")
+    if settings["injector"]:
+        # The chart keeps injector pods on separate hosts.
+        common.check_fits_pool(spec, settings, errors, path + ".injector", INJECTOR_REPLICAS,
+                               what="injector replicas")
+    if settings["backend"] == "consul" and not (spec["components"].get("consul") or {}).get("enabled"):
+        errors.add(path + ".backend", "consul",
+                   "needs plinth_components.consul.enabled: true (Vault stores its data in the in-cluster Consul)")
+
+
 COMPONENT = Component(
-    key="vault", title="Vault", namespace="vault", project="platform", pool="worker", enabled=True, pod_security="restricted",
-    releases=[Release("vault", 40, {"repo": "https://helm.releases.hashicorp.com", "name": "vault", "version": "0.34.0"}, values=lambda spec, c: {})],
+    key="vault", title="Vault", namespace="vault", project="platform", pool="worker", enabled=True,
+    pod_security="restricted",
+    options=OPTIONS,
+    check=check,
+    releases=[Release(RELEASE, 40, {"repo": "https://helm.releases.hashicorp.com", "name": "vault",
+                                    "version": "0.34.1"},
+                      values=values, manifests=manifests)],
+    doc="HA Vault on the Consul storage backend.",
 )
