@@ -98,6 +98,8 @@ def documents(spec):
         destinations[component.project].add(namespace)
         folder = "infra/%s" % release.name
         raw = release.manifests(spec, settings) if release.manifests else []
+        if release.chart is None and not raw:
+            continue  # a manifests-only release with nothing to deploy in this inventory
         values_file = None
         if release.chart is not None:
             values_file = "%s/values-%s.yaml" % (folder, env)

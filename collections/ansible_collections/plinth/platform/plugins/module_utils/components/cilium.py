@@ -160,6 +160,9 @@ def values(spec, settings):
         "ipam": _ipam(spec, settings),
         "k8s": {"requireIPv4PodCIDR": settings["ipam"] == "kubernetes"},
         "rollOutCiliumPods": True,
+        # Plinth's NetworkPolicies allow the API server by its node addresses (ipBlock);
+        # Cilium matches node addresses with CIDR rules only in this mode.
+        "policyCIDRMatchMode": ["nodes"],
         # The agent is the node's network: it runs on every node whatever its taints.
         "tolerations": [{"operator": "Exists"}],
         "operator": _operator(spec, settings),

@@ -1,0 +1,204 @@
+# -*- coding: utf-8 -*-
+# Copyright: Plinth contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Argo CD: HA layout, placement, the Application health check, no credentials, cross-checks."""
+
+from __future__ import absolute_import, annotations, division, print_function
+
+import pytest
+
+from ansible_collections.plinth.platform.plugins.module_utils.components import argocd
+from ansible_collections.plinth.platform.plugins.module_utils.schema import Errors, SpecError
+from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+
+__metaclass__ = type
+
+HEALTH_KEY = "resource.customizations.health.argoproj.io_Application"
+SCALED = ("server", "repoServer", "applicationSet")
+
+
+def _argocd(variables):
+    return variables["plinth_components"].setdefault("argocd", {})
+
+
+def _values(inventory):
+    spec = build_spec(*inventory)
+    return argocd.values(spec, spec["components"]["argocd"])
+
+
+def _errors(inventory):
+    with pytest.raises(SpecError) as info:
+        build_spec(*inventory)
+    return info.value.errors
+
+
+def _keys(value):
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield key
+            yield from _keys(sub)
+    elif isinstance(value, list):
+        for sub in value:
+            yield from _keys(sub)
+
+
+def _check_with_two_workers(inventory):
+    """Argo CD's own check on a worker pool shrunk to 2 hosts (other components would object too)."""
+    spec = build_spec(*inventory)
+    spec["node_pools"]["worker"]["hosts"] = spec["node_pools"]["worker"]["hosts"][:2]
+    errors = Errors()
+    argocd.COMPONENT.check(spec, spec["components"]["argocd"], errors, "plinth_components.argocd")
+    return errors.items
+
+
+# --- HA layout ---------------------------------------------------------------------
+
+def test_ha_runs_redis_ha_and_two_of_each_stateless_part(production):
+    values = _values(production)
+    assert values["redis-ha"]["enabled"] is True
+    assert values["redis"] == {"enabled": False}
+    for part in SCALED:
+        assert values[part]["replicas"] == 2, part
+        assert values[part]["pdb"] == {"enabled": True, "minAvailable": 1}, part
+    # One controller: more replicas shard clusters, and this platform manages one.
+    assert values["controller"]["replicas"] == 1
+    assert values["controller"]["pdb"] == {"enabled": False}
+
+
+def test_redis_ha_keeps_one_server_per_host_with_budgets(production):
+    redis_ha = _values(production)["redis-ha"]
+    assert redis_ha["hardAntiAffinity"] is True
+    assert redis_ha["haproxy"]["hardAntiAffinity"] is True
+    assert redis_ha["podDisruptionBudget"] == {"maxUnavailable": 1}
+    assert redis_ha["haproxy"]["podDisruptionBudget"] == {"maxUnavailable": 1}
+
+
+def test_ha_spreads_every_part_over_hosts(production):
+    [spread] = _values(production)["global"]["topologySpreadConstraints"]
+    assert spread == {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule"}
+
+
+def test_more_replicas_raise_the_disruption_budget(production):
+    _argocd(production[0])["replicas"] = 3
+    values = _values(production)
+    for part in SCALED:
+        assert values[part]["replicas"] == 3
+        assert values[part]["pdb"]["minAvailable"] == 2
+
+
+def test_sharded_controller_gets_a_budget(production):
+    _argocd(production[0])["controller_replicas"] = 2
+    controller = _values(production)["controller"]
+    assert controller["replicas"] == 2
+    assert controller["pdb"] == {"enabled": True, "minAvailable": 1}
+
+
+def test_without_ha_single_redis_and_single_replicas(production):
+    _argocd(production[0])["ha"] = False
+    values = _values(production)
+    assert values["redis"] == {"enabled": True}
+    assert values["redis-ha"] == {"enabled": False}
+    for part in SCALED:
+        assert values[part]["replicas"] == 1
+        assert values[part]["pdb"] == {"enabled": False}
+    assert "topologySpreadConstraints" not in values["global"]
+
+
+# --- placement -----------------------------------------------------------------------
+
+def test_every_part_runs_on_the_worker_pool(production):
+    values = _values(production)
+    assert values["global"]["nodeSelector"] == {"node.role": "worker"}
+    assert values["global"]["tolerations"] == []
+    assert values["redis-ha"]["nodeSelector"] == {"node.role": "worker"}
+    for part in ("controller", "server", "repoServer", "applicationSet", "dex", "redis"):
+        assert "nodeSelector" not in values[part], "a component key would replace the global one"
+
+
+def test_tainted_pool_is_tolerated_everywhere(production):
+    variables = production[0]
+    variables["plinth_node_pools"]["worker"] = {
+        "group": "workers", "labels": {"pool": "apps"},
+        "taints": [{"key": "dedicated", "value": "apps", "effect": "NoSchedule"}]}
+    variables["plinth_components"]["consul"]["gossip_encryption"] = "none"
+    values = _values(production)
+    toleration = {"key": "dedicated", "operator": "Equal", "value": "apps", "effect": "NoSchedule"}
+    assert values["global"]["nodeSelector"] == {"pool": "apps"}
+    assert values["global"]["tolerations"] == [toleration]
+    assert values["redis-ha"]["nodeSelector"] == {"pool": "apps"}
+    assert values["redis-ha"]["tolerations"] == [toleration]
+
+
+# --- configuration -------------------------------------------------------------------
+
+def test_application_health_check_lets_sync_waves_wait(production):
+    lua = _values(production)["configs"]["cm"][HEALTH_KEY]
+    assert "obj.status.health.status" in lua
+    assert '"Progressing"' in lua
+    assert lua.rstrip().endswith("return result")
+
+
+def test_server_is_plain_http_behind_the_gateway_by_default(production):
+    assert _values(production)["configs"]["params"] == {"server.insecure": True}
+    _argocd(production[0])["server_insecure"] = False
+    assert _values(production)["configs"]["params"] == {"server.insecure": False}
+
+
+def test_domain_and_dex_options(production):
+    values = _values(production)
+    assert "domain" not in values["global"]
+    assert values["dex"] == {"enabled": False}
+    _argocd(production[0]).update({"domain": "cd.example.com", "dex": True})
+    values = _values(production)
+    assert values["global"]["domain"] == "cd.example.com"
+    assert values["dex"] == {"enabled": True}
+
+
+def test_no_repository_or_credential_in_values(production):
+    values = _values(production)
+    configs = values["configs"]
+    for key in ("repositories", "credentialTemplates", "clusterCredentials", "secret"):
+        assert key not in configs
+    secretish = [k for k in _keys(values) if any(w in k.lower() for w in ("password", "privatekey", "token"))]
+    assert secretish == []
+
+
+def test_metrics_follow_monitoring(production):
+    values = _values(production)
+    for part in ("controller",) + SCALED:
+        assert values[part]["metrics"] == {"enabled": True, "serviceMonitor": {"enabled": True}}
+    production[0]["plinth_components"]["monitoring"]["enabled"] = False
+    values = _values(production)
+    for part in ("controller",) + SCALED:
+        assert values[part]["metrics"] == {"enabled": False, "serviceMonitor": {"enabled": False}}
+
+
+# --- cross-checks ------------------------------------------------------------------
+
+def test_redis_ha_needs_three_pool_hosts(production):
+    assert _check_with_two_workers(production) == [
+        "plinth_components.argocd.ha: got True; redis-ha runs 3 Redis servers with hard anti-affinity "
+        "(one per host) and needs 3 hosts in pool 'worker' (group workers has 2); set ha: false or add hosts"]
+
+
+def test_without_ha_two_workers_are_enough(production):
+    _argocd(production[0])["ha"] = False
+    assert _check_with_two_workers(production) == []
+
+
+def test_replicas_must_fit_the_pool(production):
+    _argocd(production[0])["replicas"] = 4
+    assert ("plinth_components.argocd.replicas: got 4; 4 replicas need 4 hosts in pool 'worker' "
+            "(group workers has 3)") in _errors(production)
+
+
+def test_ha_needs_two_replicas(production):
+    _argocd(production[0])["replicas"] = 1
+    assert "plinth_components.argocd.replicas: got 1; ha needs at least 2 replicas" in _errors(production)
+
+
+def test_bad_domain_is_rejected(production):
+    _argocd(production[0])["domain"] = "Not A Host"
+    errors = _errors(production)
+    assert any(e.startswith("plinth_components.argocd.domain: got 'Not A Host'; must be a DNS subdomain")
+               for e in errors)
