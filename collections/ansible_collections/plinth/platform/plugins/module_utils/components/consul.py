@@ -247,13 +247,14 @@ def check(spec, settings, errors, path):
     if replicas % 2 == 0:
         errors.add(path + ".replicas", replicas,
                    "Consul servers form a Raft quorum: use an odd number (an even one adds no fault tolerance)")
+    gossip = settings["gossip_encryption"]
     pool = spec["node_pools"].get(settings["pool"]) or {}
-    if settings["gossip_encryption"] == "generate" and pool.get("taints"):
-        errors.add(path + ".gossip_encryption", "generate",
+    if gossip == "generate" and pool.get("taints"):
+        errors.add(path + ".gossip_encryption", gossip,
                    "the chart's key-generation Job takes no tolerations, so it cannot run on the tainted "
                    "pool %r: use 'vault' or 'none'" % settings["pool"])
-    if settings["gossip_encryption"] == "vault" and not (spec["components"].get("external_secrets") or {}).get("enabled"):
-        errors.add(path + ".gossip_encryption", "vault", "needs plinth_components.external_secrets.enabled: true")
+    if gossip == "vault" and not (spec["components"].get("external_secrets") or {}).get("enabled"):
+        errors.add(path + ".gossip_encryption", gossip, "needs plinth_components.external_secrets.enabled: true")
 
 
 COMPONENT = Component(

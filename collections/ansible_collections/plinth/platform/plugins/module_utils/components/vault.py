@@ -15,13 +15,15 @@ Choices made here:
   and the certificate cannot come from Vault itself.  ``tls_secret_name``
   names a kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) that the
   operator creates in Vault's namespace; its certificate must cover
-  ``vault.<namespace>.svc``, ``*.vault-internal`` and 127.0.0.1.  Until then,
-  Vault traffic stays on the pod network, fenced by NetworkPolicies (Cilium's
-  transparent encryption covers the wire).
+  ``vault.<namespace>.svc`` (External Secrets) and 127.0.0.1 (the chart's
+  probes and CLI).  Without it, Vault traffic stays on the pod network, fenced
+  by NetworkPolicies (Cilium's transparent encryption, when on, covers the wire).
 - ``disable_mlock``: the restricted Pod Security level forbids IPC_LOCK, and
   swap is off on every node, so there is nothing for mlock to protect against.
-- Vault starts sealed: initialising and unsealing, enabling the KV engine and
-  the Kubernetes auth role that External Secrets uses are operator steps.
+- Vault starts sealed and a sealed pod is not Ready, so the Application stays
+  Progressing (and later sync waves wait) until the operator initialises and
+  unseals it; enabling the KV engine and the Kubernetes auth role that
+  External Secrets uses are operator steps too.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
