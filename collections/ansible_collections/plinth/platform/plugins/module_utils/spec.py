@@ -215,13 +215,14 @@ def _resolve_hosts(spec, pools, groups, hostvars, errors):
 
     owner = {}
     for name in sorted(pools):
-        pool = dict(pools[name], hosts=[])
+        pool = dict(pools[name], hosts=[], resolved=False)
         path = "plinth_node_pools.%s.group" % name
         group = pool.get("group")
         if group is not None and group not in groups:
             errors.add(path, group, "no such inventory group")
         elif group is not None:
             pool["hosts"] = sorted(groups[group])
+            pool["resolved"] = True
         keys = [t["key"] for t in pool["taints"] if t]
         if len(set(keys)) != len(keys):
             errors.add("plinth_node_pools.%s.taints" % name, keys, "each taint key may appear once")

@@ -114,7 +114,8 @@ def values(spec, settings):
 
 def check(spec, settings, errors, path):
     pool_name = settings.get("pool")
-    if not settings["ha"] or pool_name not in spec["node_pools"]:
+    if not settings["ha"] or pool_name not in spec["node_pools"] \
+            or not spec["node_pools"][pool_name].get("resolved", True):
         return
     if settings["replicas"] < 2:
         errors.add(path + ".replicas", settings["replicas"], "ha needs at least 2 replicas")

@@ -202,8 +202,8 @@ def pdb_min_available(replicas):
 def check_fits_pool(spec, settings, errors, path, count, what="replicas"):
     """Report when ``count`` pods spread one per host cannot fit the component's pool."""
     pool_name = settings.get("pool")
-    if pool_name not in spec["node_pools"]:
-        return
+    if pool_name not in spec["node_pools"] or not spec["node_pools"][pool_name].get("resolved", True):
+        return  # the unknown pool or group is reported once, where it is declared
     hosts = spec["node_pools"][pool_name]["hosts"]
     if count > len(hosts):
         errors.add(path, count, "%d %s need %d hosts in pool %r (group %s has %d)" % (

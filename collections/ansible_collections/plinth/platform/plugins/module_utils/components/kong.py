@@ -415,8 +415,8 @@ def check(spec, settings, errors, path):
         return
     dbpath = path + ".database"
     if not _enabled(spec, "external_secrets"):
-        errors.add(dbpath, db["mode"], "the database password comes from Vault through an ExternalSecret: "
-                   "needs plinth_components.external_secrets.enabled: true")
+        errors.add(dbpath + ".mode", db["mode"], "the database password comes from Vault through an "
+                   "ExternalSecret: needs plinth_components.external_secrets.enabled: true")
     if db["mode"] == "external":
         if not db["host"]:
             errors.add(dbpath + ".host", db["host"], "is required when database.mode is 'external'")

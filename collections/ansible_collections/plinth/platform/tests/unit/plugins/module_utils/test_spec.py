@@ -297,3 +297,11 @@ def test_secrets_are_reported_and_never_echoed(production, where, value, shown):
 ])
 def test_quantity(text, value):
     assert spec_module._quantity(text) == value
+
+
+def test_unknown_group_is_reported_once_not_by_every_component_on_it(production):
+    variables, groups, hostvars = production
+    variables["plinth_node_pools"]["worker"]["group"] = "wrokers"
+    with pytest.raises(SpecError) as caught:
+        build_spec(variables, groups, hostvars)
+    assert caught.value.errors == ["plinth_node_pools.worker.group: got 'wrokers'; no such inventory group"]

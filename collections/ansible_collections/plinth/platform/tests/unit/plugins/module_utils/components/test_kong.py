@@ -395,7 +395,7 @@ def test_cloudnative_pg_mode_needs_the_operator(production):
 def test_database_password_needs_external_secrets(production):
     production[0]["plinth_components"]["external_secrets"]["enabled"] = False
     errors = _errors(production)
-    assert any(e.startswith("plinth_components.kong.database: got 'cloudnative-pg'; ") and
+    assert any(e.startswith("plinth_components.kong.database.mode: got 'cloudnative-pg'; ") and
                "external_secrets.enabled: true" in e for e in errors), errors
 
 
