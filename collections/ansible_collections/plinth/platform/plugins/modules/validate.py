@@ -20,7 +20,7 @@ description:
     Secret values are never echoed.
   - Runs on the controller and touches no host, so a playbook can call it before any other task.
 author:
-  - Plinth contributors
+  - Plinth contributors (@plinth)
 options:
   fact:
     description: Name of the fact that receives the spec.
@@ -28,12 +28,17 @@ options:
     default: plinth_spec
 attributes:
   action:
+    description: Implemented as an action plugin that runs on the controller.
     support: full
   check_mode:
+    description: Changes nothing, so it validates and sets the fact in check mode too.
     support: full
   diff_mode:
+    description: Sets a fact and writes nothing, so there is no diff.
     support: none
   platform:
+    description: Reads only inventory data on the controller, whatever the targets run.
+    support: full
     platforms: all
 notes:
   - This module is implemented as an action plugin and runs on the controller.

@@ -173,12 +173,12 @@ NESTED = s.Dict({
 
 
 def test_unknown_key_names_the_path_the_value_and_the_known_keys():
-    _, errors = check(POOL, {"group": "workers", "grup": "workers"}, "plinth_node_pools.worker")
+    _result, errors = check(POOL, {"group": "workers", "grup": "workers"}, "plinth_node_pools.worker")
     assert errors == ["plinth_node_pools.worker.grup: got 'workers'; unknown key (known keys: group, labels, taints)"]
 
 
 def test_unknown_keys_at_every_depth():
-    _, errors = check(NESTED, {"name": "a", "resources": {"request": {}, "limits": {"cpus": "1"}}}, "")
+    _result, errors = check(NESTED, {"name": "a", "resources": {"request": {}, "limits": {"cpus": "1"}}}, "")
     assert errors == [
         "resources.request: got {}; unknown key (known keys: limits, requests)",
         "resources.limits.cpus: got '1'; unknown key (known keys: cpu, memory)",
@@ -283,7 +283,7 @@ def test_all_errors_are_collected_in_one_pass():
         "pools": s.Map(values=POOL),
         "version": s.Str(checks=[s.semver]),
     })
-    _, errors = check(field, {"environment": "Prod", "port": 0, "pools": {"w": {"grup": "x"}}, "extra": 1}, "")
+    _result, errors = check(field, {"environment": "Prod", "port": 0, "pools": {"w": {"grup": "x"}}, "extra": 1}, "")
     assert errors == [
         "extra: got 1; unknown key (known keys: environment, pools, port, version)",
         "environment: got 'Prod'; must be a DNS label (lowercase letters, digits and '-', at most 63 characters)",

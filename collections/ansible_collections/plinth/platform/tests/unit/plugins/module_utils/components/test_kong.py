@@ -56,12 +56,10 @@ def _strings(value):
     if isinstance(value, dict):
         for key, sub in value.items():
             yield key
-            for item in _strings(sub):
-                yield item
+            yield from _strings(sub)
     elif isinstance(value, list):
         for sub in value:
-            for item in _strings(sub):
-                yield item
+            yield from _strings(sub)
     elif isinstance(value, str):
         yield value
 
