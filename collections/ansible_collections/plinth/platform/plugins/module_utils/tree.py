@@ -113,3 +113,18 @@ def _prune_empty(dest, folder):
     while folder.startswith(root + os.sep) and not os.listdir(folder):
         os.rmdir(folder)
         folder = os.path.dirname(folder)
+
+
+def diff(changes, files):
+    """Ansible diff entries for ``changes``: one per created, updated or removed file."""
+    entries = []
+    for relpath in changes["create"]:
+        entries.append({"before": "", "after": files[relpath],
+                        "before_header": "/dev/null", "after_header": relpath})
+    for relpath in changes["update"]:
+        entries.append({"before": changes["before"][relpath], "after": files[relpath],
+                        "before_header": relpath, "after_header": relpath})
+    for relpath in changes["remove"]:
+        entries.append({"before": changes["before"][relpath] or "", "after": "",
+                        "before_header": relpath, "after_header": "/dev/null"})
+    return entries

@@ -1,18 +1,19 @@
 # -*- coding: utf-8 -*-
 # Copyright: Plinth contributors
 # SPDX-License-Identifier: Apache-2.0
-"""gitops_tree: writes only what changed, prunes only what it wrote, honours check and diff."""
+"""gitops_tree (an action plugin): writes only what changed, prunes only what it wrote, honours check and diff."""
 
 from __future__ import absolute_import, annotations, division, print_function
 
 import os
+from unittest.mock import MagicMock
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
+from ansible.errors import AnsibleActionFail
+from ansible.playbook.task import Task
 
-from ansible_collections.plinth.platform.plugins.modules import gitops_tree
+from ansible_collections.plinth.platform.plugins.action.gitops_tree import ActionModule
 
 __metaclass__ = type
 
@@ -22,53 +23,41 @@ PROD = {
 }
 
 
-class AnsibleExitJson(Exception):
-    """The module called exit_json; args[0] is its result."""
-
-
-class AnsibleFailJson(Exception):
-    """The module called fail_json; args[0] is its result."""
-
-
-def _exit_json(self, **kwargs):
-    kwargs.setdefault("changed", False)
-    raise AnsibleExitJson(kwargs)
-
-
-def _fail_json(self, **kwargs):
-    kwargs["failed"] = True
-    raise AnsibleFailJson(kwargs)
+def _action(dest, files, scope=None, check=False, diff=False, spec=None):
+    task = Task()
+    task.args = {"dest": str(dest)}
+    if files is not None:
+        task.args["files"] = files
+    if spec is not None:
+        task.args["spec"] = spec
+    if scope is not None:
+        task.args["scope"] = scope
+    task.check_mode = check
+    task.diff = diff
+    return ActionModule(task, connection=MagicMock(), play_context=MagicMock(check_mode=check, diff=diff),
+                        loader=MagicMock(), templar=MagicMock(), shared_loader_obj=MagicMock())
 
 
 @pytest.fixture
-def run(monkeypatch):
-    """run(dest, files, scope=..., check=False, diff=False) -> the module's result."""
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)
+def run():
+    """run(dest, files, scope=..., check=False, diff=False, spec=None) -> the action's result."""
 
-    def _run(dest, files, scope=None, check=False, diff=False):
-        args = {"dest": str(dest), "files": files, "_ansible_check_mode": check, "_ansible_diff": diff}
-        if scope is not None:
-            args["scope"] = scope
-        with patch_module_args(args):
-            with pytest.raises(AnsibleExitJson) as exc:
-                gitops_tree.main()
-        return exc.value.args[0]
+    def _run(dest, files, scope=None, check=False, diff=False, spec=None):
+        result = _action(dest, files, scope, check, diff, spec).run(task_vars={})
+        assert not result.get("failed"), result
+        return result
 
     return _run
 
 
 @pytest.fixture
-def fail(monkeypatch):
-    """fail(dest, files) -> the module's failure result."""
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)
+def fail():
+    """fail(dest, files) -> the failure message."""
 
     def _fail(dest, files):
-        with patch_module_args({"dest": str(dest), "files": files}):
-            with pytest.raises(AnsibleFailJson) as exc:
-                gitops_tree.main()
-        return exc.value.args[0]
+        with pytest.raises(AnsibleActionFail) as exc:
+            _action(dest, files).run(task_vars={})
+        return {"failed": True, "msg": str(exc.value)}
 
     return _fail
 
@@ -220,3 +209,15 @@ def test_file_content_is_written_as_utf8_text(run, tmp_path):
     run(tmp_path, {"a.yaml": u"name: caf\u00e9\n"})
     with open(str(tmp_path / "a.yaml"), "rb") as handle:
         assert handle.read() == u"name: caf\u00e9\n".encode("utf-8")
+
+
+def test_spec_renders_the_tree_and_returns_its_summary(run, tmp_path):
+    from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+    from ansible_collections.plinth.platform.tests.unit.conftest import load_inventory
+
+    spec = build_spec(*load_inventory("production"))
+    result = run(tmp_path, None, spec=spec)
+    assert result["changed"] and result["summary"]["environment"] == "production"
+    assert os.path.exists(str(tmp_path / ".plinth-generated-production"))
+    assert "clusters/production/root.yaml" in result["created"]
+    assert run(tmp_path, None, spec=spec)["changed"] is False
