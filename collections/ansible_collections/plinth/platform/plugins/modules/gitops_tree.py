@@ -42,6 +42,7 @@ options:
     type: str
 attributes:
   action:
+    description: Implemented as an action plugin that renders and writes on the controller.
     support: full
   check_mode:
     description: Reports what would be created, updated and removed without writing anything.
@@ -50,6 +51,8 @@ attributes:
     description: Returns the before and after content of every file that changes.
     support: full
   platform:
+    description: Writes on the controller, whatever the targets run.
+    support: full
     platforms: all
 notes:
   - This module is implemented as an action plugin and writes on the controller, where the
