@@ -87,9 +87,9 @@ def manifests(spec, app, first_in_namespace):
     if first_in_namespace:
         docs += [common.default_deny(ns), common.allow_dns(ns)]
     sources = []
-    if spec["components"].get("kong", {}).get("enabled"):
+    if common.enabled(spec, "kong"):
         sources.append(spec["components"]["kong"]["namespace"])
-    if spec["components"].get("monitoring", {}).get("enabled"):
+    if common.enabled(spec, "monitoring"):
         sources.append(spec["components"]["monitoring"]["namespace"])
     if sources:
         docs.append(common.allow_from("%s-ingress" % name, ns, instance_labels(app), sources, [app["port"]]))

@@ -50,7 +50,7 @@ OPTIONS = {
 
 
 def _monitoring(spec):
-    return bool(spec["components"].get("monitoring", {}).get("enabled"))
+    return common.enabled(spec, "monitoring")
 
 
 def _metrics(spec):

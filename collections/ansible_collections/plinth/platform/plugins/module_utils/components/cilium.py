@@ -61,7 +61,7 @@ OPTIONS = {
 
 
 def _monitoring(spec):
-    return bool(spec["components"].get("monitoring", {}).get("enabled"))
+    return common.enabled(spec, "monitoring")
 
 
 def _ipam(spec, settings):

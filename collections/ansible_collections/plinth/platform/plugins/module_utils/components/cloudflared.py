@@ -224,7 +224,7 @@ def manifests(spec, settings):
     if settings["replicas"] > 1:
         docs.append(_pdb(settings))
     docs += _network_policies(spec, settings)
-    if (spec["components"].get("monitoring") or {}).get("enabled"):
+    if common.enabled(spec, "monitoring"):
         docs.append(_pod_monitor(settings))
     return docs
 
@@ -234,7 +234,7 @@ def check(spec, settings, errors, path):
     tag = settings["image"]["tag"]
     if tag == "latest" or not tag:
         errors.add(path + ".image.tag", tag, "pin a concrete cloudflared version (e.g. 2026.8.2), not 'latest'")
-    if not (spec["components"].get("external_secrets") or {}).get("enabled"):
+    if not common.enabled(spec, "external_secrets"):
         errors.add(path + ".enabled", True, "needs plinth_components.external_secrets.enabled: true "
                                             "(the tunnel token comes from Vault through an ExternalSecret)")
 

@@ -34,7 +34,7 @@ def operator_labels():
 
 def values(spec, settings):
     pool = settings["pool"]
-    monitoring = bool((spec["components"].get("monitoring") or {}).get("enabled"))
+    monitoring = common.enabled(spec, "monitoring")
     return {
         "replicaCount": settings["replicas"],
         "crds": {"create": True},

@@ -14,6 +14,20 @@ __metaclass__ = type
 ESO_API = "external-secrets.io/v1"
 
 
+def enabled(spec, key):
+    """Whether component ``key`` is enabled in this inventory."""
+    return bool((spec["components"].get(key) or {}).get("enabled"))
+
+
+def storage_class(spec, explicit=None):
+    """``explicit``, else Rook-Ceph's default class when Rook is enabled, else None (the cluster default)."""
+    if explicit:
+        return explicit
+    if enabled(spec, "rook_ceph"):
+        return spec["components"]["rook_ceph"]["storage_class"]
+    return None
+
+
 def pool(spec, name):
     """The normalized node pool ``name`` ({group, labels, taints, hosts})."""
     return spec["node_pools"][name]

@@ -87,12 +87,7 @@ def server_address(spec):
 
 def storage_class(spec, settings):
     """The servers' StorageClass, or None for the cluster default."""
-    if settings.get("storage_class"):
-        return settings["storage_class"]
-    rook = spec["components"].get("rook_ceph") or {}
-    if rook.get("enabled"):
-        return rook.get("storage_class")
-    return None
+    return common.storage_class(spec, settings.get("storage_class"))
 
 
 def _text(value):
@@ -253,7 +248,7 @@ def check(spec, settings, errors, path):
         errors.add(path + ".gossip_encryption", gossip,
                    "the chart's key-generation Job takes no tolerations, so it cannot run on the tainted "
                    "pool %r: use 'vault' or 'none'" % settings["pool"])
-    if gossip == "vault" and not (spec["components"].get("external_secrets") or {}).get("enabled"):
+    if gossip == "vault" and not common.enabled(spec, "external_secrets"):
         errors.add(path + ".gossip_encryption", gossip, "needs plinth_components.external_secrets.enabled: true")
 
 

@@ -42,7 +42,7 @@ def _labels(suffix=""):
 
 
 def _monitoring(spec):
-    return bool((spec["components"].get("monitoring") or {}).get("enabled"))
+    return common.enabled(spec, "monitoring")
 
 
 def _deployment(spec, settings):
@@ -126,7 +126,7 @@ def manifests(spec, settings):
 
 
 def check(spec, settings, errors, path):
-    if not (spec["components"].get("vault") or {}).get("enabled"):
+    if not common.enabled(spec, "vault"):
         errors.add(path + ".enabled", True,
                    "the ClusterSecretStore reads the in-cluster Vault: needs plinth_components.vault.enabled: true")
 

@@ -103,10 +103,6 @@ def proxy_service(spec):
     return "%s-kong-proxy.%s.svc" % (RELEASE, spec["components"]["kong"]["namespace"])
 
 
-def _enabled(spec, key):
-    return bool((spec["components"].get(key) or {}).get("enabled"))
-
-
 def _database_host(settings):
     db = settings["database"]
     if db["mode"] == "external":
@@ -169,7 +165,7 @@ def values(spec, settings):
         "autoscaling": {"enabled": False},
         "postgresql": {"enabled": False},
     }
-    if _enabled(spec, "monitoring"):
+    if common.enabled(spec, "monitoring"):
         # The CRD comes from the monitoring component; do not hinge on render-time API discovery.
         out["serviceMonitor"] = {"enabled": True, "trustCRDsExist": True}
     return out
@@ -214,7 +210,7 @@ def manifests(spec, settings):
     docs.append(_wave(_database_secret(spec, settings), WAVE_SECRET))
     if db["mode"] == "cloudnative-pg":
         docs.append(_wave(postgres_cluster(spec, settings), WAVE_DATABASE))
-    if _enabled(spec, "monitoring"):
+    if common.enabled(spec, "monitoring"):
         docs.append(_prometheus_plugin())
         if db["mode"] == "cloudnative-pg":
             docs.append(_postgres_pod_monitor(db["cluster_name"], ns))
@@ -242,7 +238,7 @@ def _database_secret(spec, settings):
 def postgres_cluster(spec, settings):
     db = settings["database"]
     storage = {"size": db["storage_size"]}
-    storage_class = db["storage_class"] or _rook_storage_class(spec)
+    storage_class = common.storage_class(spec, db["storage_class"])
     if storage_class:
         storage["storageClass"] = storage_class
     cluster = {
@@ -277,11 +273,6 @@ def _postgres_affinity(spec, pool):
     if tolerations:
         affinity["tolerations"] = tolerations
     return affinity
-
-
-def _rook_storage_class(spec):
-    rook = spec["components"].get("rook_ceph") or {}
-    return rook.get("storage_class") if rook.get("enabled") else None
 
 
 def _prometheus_plugin():
@@ -332,7 +323,7 @@ def network_policies(spec, settings):
         docs.append(common.allow_to("allow-to-database", ns, chart_labels(),
                                     [_external_network(db)], [db["port"]]))
     docs += _app_egress(spec, ns)
-    if _enabled(spec, "monitoring"):
+    if common.enabled(spec, "monitoring"):
         monitoring_ns = spec["components"]["monitoring"]["namespace"]
         docs.append(common.allow_from("allow-metrics", ns, proxy_labels(), [monitoring_ns],
                                       [STATUS_PORT, CONTROLLER_METRICS_PORT]))
@@ -414,7 +405,7 @@ def check(spec, settings, errors, path):
     if not db:
         return
     dbpath = path + ".database"
-    if not _enabled(spec, "external_secrets"):
+    if not common.enabled(spec, "external_secrets"):
         errors.add(dbpath + ".mode", db["mode"], "the database password comes from Vault through an "
                    "ExternalSecret: needs plinth_components.external_secrets.enabled: true")
     if db["mode"] == "external":
@@ -423,7 +414,7 @@ def check(spec, settings, errors, path):
         return
     if db["host"]:
         errors.add(dbpath + ".host", db["host"], "is only used when database.mode is 'external'")
-    if not _enabled(spec, "cloudnative_pg"):
+    if not common.enabled(spec, "cloudnative_pg"):
         errors.add(dbpath + ".mode", db["mode"], "needs plinth_components.cloudnative_pg.enabled: true "
                    "(or database.mode: external)")
     if db["pool"] not in spec["node_pools"]:

@@ -54,7 +54,7 @@ def values(spec, settings):
         "affinity": common.anti_affinity(_selector()) if replicas > 1 else {},
         "podDisruptionBudget": {"enabled": replicas > 1, "minAvailable": common.pdb_min_available(replicas)},
     })
-    if (spec["components"].get("monitoring") or {}).get("enabled"):
+    if common.enabled(spec, "monitoring"):
         # /metrics needs no token for Prometheus; the ServiceMonitor CRD comes in an earlier wave.
         result["metrics"] = {"enabled": True}
         result["serviceMonitor"] = {"enabled": True}

@@ -51,12 +51,7 @@ OPTIONS = {
 
 def storage_class(spec, settings):
     """The StorageClass for monitoring PVCs, or None for the cluster default."""
-    if settings.get("storage_class"):
-        return settings["storage_class"]
-    rook = spec["components"].get("rook_ceph") or {}
-    if rook.get("enabled"):
-        return rook.get("storage_class")
-    return None
+    return common.storage_class(spec, settings.get("storage_class"))
 
 
 def _claim(spec, settings, size):

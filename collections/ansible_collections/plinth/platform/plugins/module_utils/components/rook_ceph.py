@@ -102,7 +102,7 @@ def _storage_hosts(spec, settings):
 
 
 def _monitoring(spec):
-    return bool(spec["components"].get("monitoring", {}).get("enabled"))
+    return common.enabled(spec, "monitoring")
 
 
 # --- rook-ceph (operator) ------------------------------------------------------

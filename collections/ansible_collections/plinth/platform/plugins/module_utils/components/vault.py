@@ -89,7 +89,7 @@ def address(spec):
 
 
 def _monitoring(spec):
-    return bool((spec["components"].get("monitoring") or {}).get("enabled"))
+    return common.enabled(spec, "monitoring")
 
 
 def _consul_acls(spec):
@@ -274,7 +274,7 @@ def check(spec, settings, errors, path):
         # The chart keeps injector pods on separate hosts.
         common.check_fits_pool(spec, settings, errors, path + ".injector", INJECTOR_REPLICAS,
                                what="injector replicas")
-    if settings["backend"] == "consul" and not (spec["components"].get("consul") or {}).get("enabled"):
+    if settings["backend"] == "consul" and not common.enabled(spec, "consul"):
         errors.add(path + ".backend", "consul",
                    "needs plinth_components.consul.enabled: true (Vault stores its data in the in-cluster Consul)")
 
