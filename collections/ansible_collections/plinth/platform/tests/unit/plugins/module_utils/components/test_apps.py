@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ansible_collections.plinth.platform.plugins.module_utils.components import apps
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import build
 
 __metaclass__ = type
 
@@ -43,13 +43,12 @@ def template(chart, tmp_path, values, name="store-api"):
 
 
 def app_values(inventory, index=0):
-    spec = build_spec(*inventory)
-    return spec, apps.values(spec, spec["apps"][index])
+    spec = build(inventory)
+    return apps.values(spec, spec["apps"][index])
 
 
 def test_autoscaled_app_renders_hpa_and_hardened_pods(production, chart, tmp_path):
-    _spec, values = app_values(production)
-    objects = template(chart, tmp_path, values)
+    objects = template(chart, tmp_path, app_values(production))
     deployment = objects[("Deployment", "store-api-app")]
     hpa = objects[("HorizontalPodAutoscaler", "store-api-app")]
     assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
@@ -70,29 +69,25 @@ def test_autoscaled_app_renders_hpa_and_hardened_pods(production, chart, tmp_pat
 
 
 def test_fixed_replicas_without_autoscaling(production, chart, tmp_path):
-    variables, groups, hostvars = production
-    variables["plinth_apps"][1].pop("autoscaling")
-    _spec, values = app_values((variables, groups, hostvars), 1)
-    objects = template(chart, tmp_path, values, "payment-service")
+    production[0]["plinth_apps"][1].pop("autoscaling")
+    objects = template(chart, tmp_path, app_values(production, 1), "payment-service")
     assert objects[("Deployment", "payment-service-app")]["spec"]["replicas"] == 2
     assert ("HorizontalPodAutoscaler", "payment-service-app") not in objects
     assert ("Ingress", "payment-service-app") not in objects
 
 
 def test_tainted_pool_adds_tolerations(production, chart, tmp_path):
-    variables, groups, hostvars = production
-    variables["plinth_apps"][0]["pool"] = "gateway"
-    _spec, values = app_values((variables, groups, hostvars))
-    pod = template(chart, tmp_path, values)[("Deployment", "store-api-app")]["spec"]["template"]["spec"]
+    production[0]["plinth_apps"][0]["pool"] = "gateway"
+    objects = template(chart, tmp_path, app_values(production))
+    pod = objects[("Deployment", "store-api-app")]["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"node.kong.gateway": "true"}
     assert pod["tolerations"] == [{"key": "node.kong.gateway", "operator": "Equal", "value": "true",
                                    "effect": "NoSchedule"}]
 
 
 def test_app_values_are_merged_last(production):
-    variables, groups, hostvars = production
-    variables["plinth_apps"][0]["values"] = {"securityContext": {"runAsUser": 20000}, "extra": [1]}
-    _spec, values = app_values((variables, groups, hostvars))
+    production[0]["plinth_apps"][0]["values"] = {"securityContext": {"runAsUser": 20000}, "extra": [1]}
+    values = app_values(production)
     assert values["securityContext"]["runAsUser"] == 20000
     assert values["securityContext"]["readOnlyRootFilesystem"] is True
     assert values["extra"] == [1]

@@ -5,11 +5,8 @@
 
 from __future__ import absolute_import, annotations, division, print_function
 
-import pytest
-
-from ansible_collections.plinth.platform.plugins.module_utils.components import argocd
-from ansible_collections.plinth.platform.plugins.module_utils.schema import Errors, SpecError
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
+    build, check_errors, keys, spec_errors, taint_workers, values_of)
 
 __metaclass__ = type
 
@@ -17,38 +14,15 @@ HEALTH_KEY = "resource.customizations.health.argoproj.io_Application"
 SCALED = ("server", "repoServer", "applicationSet")
 
 
-def _argocd(variables):
-    return variables["plinth_components"].setdefault("argocd", {})
+def _values(inventory, **argocd):
+    return values_of(build(inventory, argocd=argocd), "argocd")
 
 
-def _values(inventory):
-    spec = build_spec(*inventory)
-    return argocd.values(spec, spec["components"]["argocd"])
-
-
-def _errors(inventory):
-    with pytest.raises(SpecError) as info:
-        build_spec(*inventory)
-    return info.value.errors
-
-
-def _keys(value):
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            yield key
-            yield from _keys(sub)
-    elif isinstance(value, list):
-        for sub in value:
-            yield from _keys(sub)
-
-
-def _check_with_two_workers(inventory):
+def _check_with_two_workers(inventory, **argocd):
     """Argo CD's own check on a worker pool shrunk to 2 hosts (other components would object too)."""
-    spec = build_spec(*inventory)
+    spec = build(inventory, argocd=argocd)
     spec["node_pools"]["worker"]["hosts"] = spec["node_pools"]["worker"]["hosts"][:2]
-    errors = Errors()
-    argocd.COMPONENT.check(spec, spec["components"]["argocd"], errors, "plinth_components.argocd")
-    return errors.items
+    return check_errors(spec, "argocd")
 
 
 # --- HA layout ---------------------------------------------------------------------
@@ -79,23 +53,20 @@ def test_ha_spreads_every_part_over_hosts(production):
 
 
 def test_more_replicas_raise_the_disruption_budget(production):
-    _argocd(production[0])["replicas"] = 3
-    values = _values(production)
+    values = _values(production, replicas=3)
     for part in SCALED:
         assert values[part]["replicas"] == 3
         assert values[part]["pdb"]["minAvailable"] == 2
 
 
 def test_sharded_controller_gets_a_budget(production):
-    _argocd(production[0])["controller_replicas"] = 2
-    controller = _values(production)["controller"]
+    controller = _values(production, controller_replicas=2)["controller"]
     assert controller["replicas"] == 2
     assert controller["pdb"] == {"enabled": True, "minAvailable": 1}
 
 
 def test_without_ha_single_redis_and_single_replicas(production):
-    _argocd(production[0])["ha"] = False
-    values = _values(production)
+    values = _values(production, ha=False)
     assert values["redis"] == {"enabled": True}
     assert values["redis-ha"] == {"enabled": False}
     for part in SCALED:
@@ -116,12 +87,8 @@ def test_every_part_runs_on_the_worker_pool(production):
 
 
 def test_tainted_pool_is_tolerated_everywhere(production):
-    variables = production[0]
-    variables["plinth_node_pools"]["worker"] = {
-        "group": "workers", "labels": {"pool": "apps"},
-        "taints": [{"key": "dedicated", "value": "apps", "effect": "NoSchedule"}]}
-    variables["plinth_components"]["consul"]["gossip_encryption"] = "none"
-    values = _values(production)
+    taint_workers(production, "apps", labels={"pool": "apps"})
+    values = values_of(build(production, consul={"gossip_encryption": "none"}), "argocd")
     toleration = {"key": "dedicated", "operator": "Equal", "value": "apps", "effect": "NoSchedule"}
     assert values["global"]["nodeSelector"] == {"pool": "apps"}
     assert values["global"]["tolerations"] == [toleration]
@@ -140,16 +107,14 @@ def test_application_health_check_lets_sync_waves_wait(production):
 
 def test_server_is_plain_http_behind_the_gateway_by_default(production):
     assert _values(production)["configs"]["params"] == {"server.insecure": True}
-    _argocd(production[0])["server_insecure"] = False
-    assert _values(production)["configs"]["params"] == {"server.insecure": False}
+    assert _values(production, server_insecure=False)["configs"]["params"] == {"server.insecure": False}
 
 
 def test_domain_and_dex_options(production):
     values = _values(production)
     assert "domain" not in values["global"]
     assert values["dex"] == {"enabled": False}
-    _argocd(production[0]).update({"domain": "cd.example.com", "dex": True})
-    values = _values(production)
+    values = _values(production, domain="cd.example.com", dex=True)
     assert values["global"]["domain"] == "cd.example.com"
     assert values["dex"] == {"enabled": True}
 
@@ -159,7 +124,7 @@ def test_no_repository_or_credential_in_values(production):
     configs = values["configs"]
     for key in ("repositories", "credentialTemplates", "clusterCredentials", "secret"):
         assert key not in configs
-    secretish = [k for k in _keys(values) if any(w in k.lower() for w in ("password", "privatekey", "token"))]
+    secretish = [k for k in keys(values) if any(w in k.lower() for w in ("password", "privatekey", "token"))]
     assert secretish == []
 
 
@@ -167,8 +132,7 @@ def test_metrics_follow_monitoring(production):
     values = _values(production)
     for part in ("controller",) + SCALED:
         assert values[part]["metrics"] == {"enabled": True, "serviceMonitor": {"enabled": True}}
-    production[0]["plinth_components"]["monitoring"]["enabled"] = False
-    values = _values(production)
+    values = values_of(build(production, monitoring={"enabled": False}), "argocd")
     for part in ("controller",) + SCALED:
         assert values[part]["metrics"] == {"enabled": False, "serviceMonitor": {"enabled": False}}
 
@@ -182,23 +146,20 @@ def test_redis_ha_needs_three_pool_hosts(production):
 
 
 def test_without_ha_two_workers_are_enough(production):
-    _argocd(production[0])["ha"] = False
-    assert _check_with_two_workers(production) == []
+    assert _check_with_two_workers(production, ha=False) == []
 
 
 def test_replicas_must_fit_the_pool(production):
-    _argocd(production[0])["replicas"] = 4
     assert ("plinth_components.argocd.replicas: got 4; 4 replicas need 4 hosts in pool 'worker' "
-            "(group workers has 3)") in _errors(production)
+            "(group workers has 3)") in spec_errors(production, argocd={"replicas": 4})
 
 
 def test_ha_needs_two_replicas(production):
-    _argocd(production[0])["replicas"] = 1
-    assert "plinth_components.argocd.replicas: got 1; ha needs at least 2 replicas" in _errors(production)
+    errors = spec_errors(production, argocd={"replicas": 1})
+    assert "plinth_components.argocd.replicas: got 1; ha needs at least 2 replicas" in errors
 
 
 def test_bad_domain_is_rejected(production):
-    _argocd(production[0])["domain"] = "Not A Host"
-    errors = _errors(production)
+    errors = spec_errors(production, argocd={"domain": "Not A Host"})
     assert any(e.startswith("plinth_components.argocd.domain: got 'Not A Host'; must be a DNS subdomain")
                for e in errors)

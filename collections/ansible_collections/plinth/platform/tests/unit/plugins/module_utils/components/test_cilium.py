@@ -8,37 +8,16 @@ from __future__ import absolute_import, annotations, division, print_function
 import pytest
 
 from ansible_collections.plinth.platform.plugins.module_utils.components import cilium
-from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
+    build, manifests_of, spec_errors, taint_workers, values_of)
 
 __metaclass__ = type
 
 CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
 
 
-def _cilium(variables):
-    return variables["plinth_components"].setdefault("cilium", {})
-
-
-def _build(inventory):
-    spec = build_spec(*inventory)
-    return spec, spec["components"]["cilium"]
-
-
-def _values(inventory):
-    spec, settings = _build(inventory)
-    return cilium.values(spec, settings)
-
-
-def _monitors(inventory):
-    spec, settings = _build(inventory)
-    return cilium.monitoring_manifests(spec, settings)
-
-
-def _errors(inventory):
-    with pytest.raises(SpecError) as info:
-        build_spec(*inventory)
-    return info.value.errors
+def _values(inventory, **options):
+    return values_of(build(inventory, cilium=options), "cilium")
 
 
 def _required_terms(affinity):
@@ -73,8 +52,7 @@ def test_endpoint_follows_the_inventory(production):
 
 
 def test_kube_proxy_replacement_can_be_turned_off(production):
-    _cilium(production[0])["kube_proxy_replacement"] = False
-    assert _values(production)["kubeProxyReplacement"] is False
+    assert _values(production, kube_proxy_replacement=False)["kubeProxyReplacement"] is False
 
 
 # --- IPAM --------------------------------------------------------------------------
@@ -87,8 +65,7 @@ def test_ipam_defaults_to_the_node_pod_cidrs_kubeadm_allocates(production):
 
 def test_cluster_pool_ipam_hands_out_the_inventory_pod_cidr(production):
     production[0]["plinth_pod_cidr"] = "10.32.0.0/16"
-    _cilium(production[0])["ipam"] = "cluster-pool"
-    values = _values(production)
+    values = _values(production, ipam="cluster-pool")
     assert values["ipam"]["mode"] == "cluster-pool"
     assert values["ipam"]["operator"]["clusterPoolIPv4PodCIDRList"] == ["10.32.0.0/16"]
     assert values["ipam"]["operator"]["clusterPoolIPv4MaskSize"] == 24
@@ -96,9 +73,8 @@ def test_cluster_pool_ipam_hands_out_the_inventory_pod_cidr(production):
 
 
 def test_unknown_ipam_mode_is_rejected(production):
-    _cilium(production[0])["ipam"] = "multi-pool"
     assert ("plinth_components.cilium.ipam: got 'multi-pool'; must be one of 'kubernetes', 'cluster-pool'"
-            in _errors(production))
+            in spec_errors(production, cilium={"ipam": "multi-pool"}))
 
 
 # --- placement -----------------------------------------------------------------------
@@ -123,13 +99,9 @@ def test_operator_prefers_workers_but_can_start_on_the_control_plane(production)
 
 
 def test_operator_follows_a_tainted_operator_pool(production):
-    variables = production[0]
-    variables["plinth_node_pools"]["worker"] = {
-        "group": "workers", "labels": {"pool": "system"},
-        "taints": [{"key": "dedicated", "value": "system", "effect": "NoSchedule"}]}
-    variables["plinth_components"]["consul"]["gossip_encryption"] = "none"
-    _cilium(variables)["operator_replicas"] = 3
-    operator = _values(production)["operator"]
+    taint_workers(production, "system", labels={"pool": "system"})
+    spec = build(production, consul={"gossip_encryption": "none"}, cilium={"operator_replicas": 3})
+    operator = values_of(spec, "cilium")["operator"]
     assert operator["replicas"] == 3
     assert _required_terms(operator["affinity"])[0] == _pool_term({"pool": "system"})
     assert {"key": "dedicated", "operator": "Equal", "value": "system", "effect": "NoSchedule"} \
@@ -137,8 +109,7 @@ def test_operator_follows_a_tainted_operator_pool(production):
 
 
 def test_single_operator_has_no_disruption_budget(production):
-    _cilium(production[0])["operator_replicas"] = 1
-    assert _values(production)["operator"]["podDisruptionBudget"]["enabled"] is False
+    assert _values(production, operator_replicas=1)["operator"]["podDisruptionBudget"]["enabled"] is False
 
 
 def test_hubble_pods_are_schedulable_at_bootstrap(production):
@@ -163,13 +134,11 @@ def test_hubble_certificates_are_made_in_the_cluster_not_in_the_render(productio
 
 
 def test_hubble_ui_option(production):
-    _cilium(production[0])["hubble_ui"] = True
-    assert _values(production)["hubble"]["ui"]["enabled"] is True
+    assert _values(production, hubble_ui=True)["hubble"]["ui"]["enabled"] is True
 
 
 def test_hubble_off_disables_relay_ui_and_certgen(production):
-    _cilium(production[0])["hubble"] = False
-    values = _values(production)
+    values = _values(production, hubble=False)
     assert values["hubble"] == {"enabled": False, "relay": {"enabled": False}, "ui": {"enabled": False}}
     assert "certgen" not in values
 
@@ -190,7 +159,7 @@ def test_monitoring_enables_metrics_services_and_separate_service_monitors(produ
     assert values["prometheus"]["metricsService"] is True
     assert values["operator"]["prometheus"]["metricsService"] is True
     assert "drop" in values["hubble"]["metrics"]["enabled"]
-    monitors = _monitors(production)
+    monitors = manifests_of(build(production), "cilium")
     assert [(m["kind"], m["metadata"]["name"]) for m in monitors] == [
         ("ServiceMonitor", "cilium-agent"), ("ServiceMonitor", "cilium-operator"), ("ServiceMonitor", "hubble")]
     for monitor in monitors:
@@ -208,53 +177,51 @@ def test_monitoring_release_syncs_after_the_monitoring_crds():
 
 
 def test_without_monitoring_no_metrics_and_no_service_monitors(production):
-    production[0]["plinth_components"]["monitoring"]["enabled"] = False
-    values = _values(production)
+    spec = build(production, monitoring={"enabled": False})
+    values = values_of(spec, "cilium")
     assert values["prometheus"]["enabled"] is False
     assert values["operator"]["prometheus"]["metricsService"] is False
     assert values["hubble"]["metrics"]["enabled"] is None
-    assert _monitors(production) == []
+    assert manifests_of(spec, "cilium") == []
 
 
 def test_without_hubble_no_hubble_service_monitor(production):
-    _cilium(production[0])["hubble"] = False
-    assert [m["metadata"]["name"] for m in _monitors(production)] == ["cilium-agent", "cilium-operator"]
+    monitors = manifests_of(build(production, cilium={"hubble": False}), "cilium")
+    assert [m["metadata"]["name"] for m in monitors] == ["cilium-agent", "cilium-operator"]
 
 
 # --- cross-checks ------------------------------------------------------------------
 
 def test_hubble_ui_needs_hubble(production):
-    _cilium(production[0]).update({"hubble": False, "hubble_ui": True})
+    errors = spec_errors(production, cilium={"hubble": False, "hubble_ui": True})
     assert ("plinth_components.cilium.hubble_ui: got True; needs plinth_components.cilium.hubble: true "
-            "(the UI reads Hubble Relay)") in _errors(production)
+            "(the UI reads Hubble Relay)") in errors
 
 
 def test_operator_replicas_must_fit_control_plane_and_pool(production):
-    _cilium(production[0])["operator_replicas"] = 7
+    errors = spec_errors(production, cilium={"operator_replicas": 7})
     assert ("plinth_components.cilium.operator_replicas: got 7; 7 operator replicas run one per host and "
-            "need 7 control-plane or 'worker' pool hosts (there are 6)") in _errors(production)
+            "need 7 control-plane or 'worker' pool hosts (there are 6)") in errors
 
 
 def test_agent_pool_is_rejected(production):
-    _cilium(production[0])["pool"] = "worker"
     assert ("plinth_components.cilium.pool: got 'worker'; the Cilium agent runs on every node; "
-            "use operator_pool to place the operator") in _errors(production)
+            "use operator_pool to place the operator") in spec_errors(production, cilium={"pool": "worker"})
 
 
 def test_unknown_operator_pool_is_rejected(production):
-    _cilium(production[0])["operator_pool"] = "system"
     assert ("plinth_components.cilium.operator_pool: got 'system'; no such node pool "
-            "(known: gateway, storage, worker)") in _errors(production)
+            "(known: gateway, storage, worker)") in spec_errors(production, cilium={"operator_pool": "system"})
 
 
 @pytest.mark.parametrize("cidr, blocks", [("10.244.0.0/21", 8), ("10.244.0.0/26", 0)])
 def test_pod_cidr_must_hold_a_block_per_node(production, cidr, blocks):
     production[0]["plinth_pod_cidr"] = cidr
     assert ("plinth_pod_cidr: got %r; holds %d per-node /24 pod blocks but the cluster has 12 nodes "
-            "(ipam kubernetes)" % (cidr, blocks)) in _errors(production)
+            "(ipam kubernetes)" % (cidr, blocks)) in spec_errors(production)
 
 
 def test_ipv6_pod_network_is_rejected(production):
     production[0]["plinth_pod_cidr"] = "fd00:10:244::/56"
     assert ("plinth_pod_cidr: got 'fd00:10:244::/56'; Cilium is configured for an IPv4 pod network only"
-            in _errors(production))
+            in spec_errors(production))

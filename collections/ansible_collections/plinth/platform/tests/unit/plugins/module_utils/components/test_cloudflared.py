@@ -7,49 +7,27 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import pytest
 
-from ansible_collections.plinth.platform.plugins.module_utils.components import cloudflared
-from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
+    build, find, manifests_of, names_of, of_kind, spec_errors, taint_workers)
 
 __metaclass__ = type
 
 WAVE = "argocd.argoproj.io/sync-wave"
 
 
-def _cloudflared(variables):
-    return variables["plinth_components"].setdefault("cloudflared", {})
-
-
-def _manifests(inventory):
-    spec = build_spec(*inventory)
-    return cloudflared.manifests(spec, spec["components"]["cloudflared"])
-
-
-def _one(docs, kind, name=None):
-    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
-    assert len(found) == 1, (kind, name, [(d["kind"], d["metadata"]["name"]) for d in docs])
-    return found[0]
-
-
-def _names(docs, kind):
-    return sorted(d["metadata"]["name"] for d in docs if d["kind"] == kind)
+def _manifests(inventory, **options):
+    return manifests_of(build(inventory, cloudflared=options), "cloudflared")
 
 
 def _pod(docs):
-    return _one(docs, "Deployment")["spec"]["template"]["spec"]
-
-
-def _errors(inventory):
-    with pytest.raises(SpecError) as info:
-        build_spec(*inventory)
-    return info.value.errors
+    return find(docs, "Deployment")["spec"]["template"]["spec"]
 
 
 # --- workload ------------------------------------------------------------------------
 
 def test_runs_the_remotely_managed_tunnel_with_metrics(production):
     docs = _manifests(production)
-    deployment = _one(docs, "Deployment", "cloudflared")
+    deployment = find(docs, "Deployment", "cloudflared")
     assert deployment["metadata"]["namespace"] == "cloudflared"
     assert deployment["spec"]["replicas"] == 2
     [container] = deployment["spec"]["template"]["spec"]["containers"]
@@ -65,18 +43,17 @@ def test_token_comes_from_vault_through_an_external_secret(production):
     [container] = _pod(docs)["containers"]
     assert container["env"] == [{"name": "TUNNEL_TOKEN", "valueFrom": {
         "secretKeyRef": {"name": "cloudflared-token", "key": "token"}}}]
-    secret = _one(docs, "ExternalSecret", "cloudflared-token")
+    secret = find(docs, "ExternalSecret", "cloudflared-token")
     assert secret["spec"]["target"]["name"] == "cloudflared-token"
     assert secret["spec"]["data"] == [{"secretKey": "token",
                                        "remoteRef": {"key": "platform/cloudflared", "property": "token"}}]
     assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "vault"}
     assert int(secret["metadata"]["annotations"][WAVE]) < 0, "the Secret exists before the pods start"
-    assert not [d for d in docs if d["kind"] == "Secret"]
+    assert not of_kind(docs, "Secret")
 
 
 def test_token_vault_path_option(production):
-    _cloudflared(production[0])["token_vault_path"] = "edge/tunnels/prod"
-    secret = _one(_manifests(production), "ExternalSecret")
+    secret = find(_manifests(production, token_vault_path="edge/tunnels/prod"), "ExternalSecret")
     assert secret["spec"]["data"][0]["remoteRef"] == {"key": "edge/tunnels/prod", "property": "token"}
 
 
@@ -90,13 +67,14 @@ def test_pods_are_hardened(production):
     assert context["readOnlyRootFilesystem"] is True
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"] == {"drop": ["ALL"]}
-    account = _one(docs, "ServiceAccount", pod["serviceAccountName"])
+    account = find(docs, "ServiceAccount", pod["serviceAccountName"])
     assert account["automountServiceAccountToken"] is False
 
 
 def test_image_option(production):
-    _cloudflared(production[0])["image"] = {"repository": "registry.example.com/cloudflared", "tag": "2026.7.3"}
-    assert _pod(_manifests(production))["containers"][0]["image"] == "registry.example.com/cloudflared:2026.7.3"
+    image = {"repository": "registry.example.com/cloudflared", "tag": "2026.7.3"}
+    [container] = _pod(_manifests(production, image=image))["containers"]
+    assert container["image"] == "registry.example.com/cloudflared:2026.7.3"
 
 
 # --- placement and availability -------------------------------------------------------
@@ -112,49 +90,43 @@ def test_runs_on_the_worker_pool_spread_over_hosts(production):
 
 
 def test_tainted_pool_is_tolerated(production):
-    variables = production[0]
-    variables["plinth_node_pools"]["worker"] = {
-        "group": "workers", "labels": {"pool": "edge"},
-        "taints": [{"key": "dedicated", "value": "edge", "effect": "NoSchedule"}]}
-    variables["plinth_components"]["consul"]["gossip_encryption"] = "none"
-    pod = _pod(_manifests(production))
+    taint_workers(production, "edge", labels={"pool": "edge"})
+    pod = _pod(manifests_of(build(production, consul={"gossip_encryption": "none"}), "cloudflared"))
     assert pod["nodeSelector"] == {"pool": "edge"}
     assert pod["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "edge", "effect": "NoSchedule"}]
 
 
 @pytest.mark.parametrize("replicas, min_available", [(2, 1), (3, 2)])
 def test_disruption_budget_keeps_tunnel_connectors(production, replicas, min_available):
-    _cloudflared(production[0])["replicas"] = replicas
-    docs = _manifests(production)
-    assert _one(docs, "Deployment")["spec"]["replicas"] == replicas
-    pdb = _one(docs, "PodDisruptionBudget", "cloudflared")
+    docs = _manifests(production, replicas=replicas)
+    assert find(docs, "Deployment")["spec"]["replicas"] == replicas
+    pdb = find(docs, "PodDisruptionBudget", "cloudflared")
     assert pdb["spec"] == {"minAvailable": min_available,
                            "selector": {"matchLabels": {"app.kubernetes.io/name": "cloudflared"}}}
 
 
 def test_single_replica_has_no_budget_that_would_block_drains(production):
-    _cloudflared(production[0])["replicas"] = 1
-    assert _names(_manifests(production), "PodDisruptionBudget") == []
+    assert names_of(_manifests(production, replicas=1), "PodDisruptionBudget") == []
 
 
 # --- network policies ----------------------------------------------------------------
 
 def test_network_policies_default_deny_and_open_only_what_the_tunnel_needs(production):
     docs = _manifests(production)
-    assert _names(docs, "NetworkPolicy") == [
+    assert names_of(docs, "NetworkPolicy") == [
         "allow-cloudflare-edge", "allow-dns", "allow-gateway", "allow-metrics", "default-deny"]
-    deny = _one(docs, "NetworkPolicy", "default-deny")["spec"]
+    deny = find(docs, "NetworkPolicy", "default-deny")["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    [edge] = _one(docs, "NetworkPolicy", "allow-cloudflare-edge")["spec"]["egress"]
+    [edge] = find(docs, "NetworkPolicy", "allow-cloudflare-edge")["spec"]["egress"]
     assert edge["ports"] == [{"protocol": "TCP", "port": 7844}, {"protocol": "UDP", "port": 7844},
                              {"protocol": "TCP", "port": 443}]
     ipv4 = edge["to"][0]["ipBlock"]
     assert ipv4["cidr"] == "0.0.0.0/0"
     assert "10.0.0.0/8" in ipv4["except"] and "192.168.0.0/16" in ipv4["except"]
-    [gateway] = _one(docs, "NetworkPolicy", "allow-gateway")["spec"]["egress"]
+    [gateway] = find(docs, "NetworkPolicy", "allow-gateway")["spec"]["egress"]
     assert gateway["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kong"}}}]
     assert [p["port"] for p in gateway["ports"]] == [8000, 8443]
-    [metrics] = _one(docs, "NetworkPolicy", "allow-metrics")["spec"]["ingress"]
+    [metrics] = find(docs, "NetworkPolicy", "allow-metrics")["spec"]["ingress"]
     assert metrics["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
     assert metrics["ports"] == [{"protocol": "TCP", "port": 2000}]
 
@@ -162,22 +134,19 @@ def test_network_policies_default_deny_and_open_only_what_the_tunnel_needs(produ
 def test_cluster_networks_outside_private_ranges_are_not_internet(production):
     production[0]["plinth_service_cidr"] = "198.18.0.0/15"
     docs = _manifests(production)
-    [edge] = _one(docs, "NetworkPolicy", "allow-cloudflare-edge")["spec"]["egress"]
+    [edge] = find(docs, "NetworkPolicy", "allow-cloudflare-edge")["spec"]["egress"]
     assert "198.18.0.0/15" in edge["to"][0]["ipBlock"]["except"]
 
 
 def test_without_gateway_or_monitoring_their_rules_go(production):
-    components = production[0]["plinth_components"]
-    components["kong"]["enabled"] = False
-    components["monitoring"]["enabled"] = False
     production[0]["plinth_apps"] = []  # their ingress needs Kong
-    docs = _manifests(production)
-    assert _names(docs, "NetworkPolicy") == ["allow-cloudflare-edge", "allow-dns", "default-deny"]
-    assert _names(docs, "PodMonitor") == []
+    docs = manifests_of(build(production, kong={"enabled": False}, monitoring={"enabled": False}), "cloudflared")
+    assert names_of(docs, "NetworkPolicy") == ["allow-cloudflare-edge", "allow-dns", "default-deny"]
+    assert names_of(docs, "PodMonitor") == []
 
 
 def test_pod_monitor_scrapes_the_metrics_port(production):
-    monitor = _one(_manifests(production), "PodMonitor", "cloudflared")
+    monitor = find(_manifests(production), "PodMonitor", "cloudflared")
     assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     assert monitor["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "cloudflared"}}
 
@@ -185,24 +154,22 @@ def test_pod_monitor_scrapes_the_metrics_port(production):
 # --- cross-checks ------------------------------------------------------------------
 
 def test_replicas_must_fit_the_pool(production):
-    _cloudflared(production[0])["replicas"] = 4
     assert ("plinth_components.cloudflared.replicas: got 4; 4 replicas need 4 hosts in pool 'worker' "
-            "(group workers has 3)") in _errors(production)
+            "(group workers has 3)") in spec_errors(production, cloudflared={"replicas": 4})
 
 
 def test_latest_image_is_rejected(production):
-    _cloudflared(production[0])["image"] = {"tag": "latest"}
     assert ("plinth_components.cloudflared.image.tag: got 'latest'; pin a concrete cloudflared version "
-            "(e.g. 2026.8.2), not 'latest'") in _errors(production)
+            "(e.g. 2026.8.2), not 'latest'") in spec_errors(production, cloudflared={"image": {"tag": "latest"}})
 
 
 def test_needs_external_secrets(production):
-    production[0]["plinth_components"]["external_secrets"]["enabled"] = False
+    errors = spec_errors(production, external_secrets={"enabled": False})
     assert ("plinth_components.cloudflared.enabled: got True; needs plinth_components.external_secrets.enabled: "
-            "true (the tunnel token comes from Vault through an ExternalSecret)") in _errors(production)
+            "true (the tunnel token comes from Vault through an ExternalSecret)") in errors
 
 
 def test_bad_vault_path_is_rejected(production):
-    _cloudflared(production[0])["token_vault_path"] = "/platform/cloudflared/"
+    errors = spec_errors(production, cloudflared={"token_vault_path": "/platform/cloudflared/"})
     assert ("plinth_components.cloudflared.token_vault_path: got '/platform/cloudflared/'; must be a Vault KV "
-            "path like platform/cloudflared (no leading or trailing '/')") in _errors(production)
+            "path like platform/cloudflared (no leading or trailing '/')") in errors

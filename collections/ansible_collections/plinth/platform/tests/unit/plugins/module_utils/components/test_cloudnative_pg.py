@@ -5,25 +5,18 @@
 
 from __future__ import absolute_import, annotations, division, print_function
 
-import pytest
-
 from ansible_collections.plinth.platform.plugins.module_utils.components import cloudnative_pg
-from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
+    build, manifests_of, spec_errors, values_of)
 
 __metaclass__ = type
 
 SELECTOR = {"app.kubernetes.io/name": "cloudnative-pg", "app.kubernetes.io/instance": "cloudnative-pg"}
 
 
-def _settings(variables):
-    return variables["plinth_components"].setdefault("cloudnative_pg", {})
-
-
-def _render(inventory):
-    spec = build_spec(*inventory)
-    settings = spec["components"]["cloudnative_pg"]
-    return cloudnative_pg.values(spec, settings), cloudnative_pg.manifests(spec, settings)
+def _render(inventory, **changes):
+    spec = build(inventory, cloudnative_pg=changes)
+    return values_of(spec, "cloudnative_pg"), manifests_of(spec, "cloudnative_pg")
 
 
 def test_operator_runs_on_the_worker_pool_spread_over_hosts(production):
@@ -47,8 +40,7 @@ def test_operator_follows_its_pool(production):
     production[0]["plinth_node_pools"]["worker"]["labels"] = {"role": "platform"}
     production[0]["plinth_node_pools"]["storage"]["taints"].append(
         {"key": "extra", "value": "", "effect": "PreferNoSchedule"})
-    _settings(production[0])["pool"] = "storage"
-    values, _docs = _render(production)
+    values, _docs = _render(production, pool="storage")
     assert values["nodeSelector"] == {"node.ceph.storage": "true"}
     assert values["tolerations"] == [
         {"key": "node.ceph.storage", "operator": "Equal", "value": "true", "effect": "NoSchedule"},
@@ -65,8 +57,7 @@ def test_pod_disruption_budget_for_the_operator(production):
 
 
 def test_single_replica_has_no_budget(production):
-    _settings(production[0])["replicas"] = 1
-    values, docs = _render(production)
+    values, docs = _render(production, replicas=1)
     assert values["replicaCount"] == 1
     assert docs == []
 
@@ -74,8 +65,7 @@ def test_single_replica_has_no_budget(production):
 def test_pod_monitor_only_with_monitoring(production):
     values, _docs = _render(production)
     assert values["monitoring"]["podMonitorEnabled"] is True
-    production[0]["plinth_components"]["monitoring"]["enabled"] = False
-    values, _docs = _render(production)
+    values = values_of(build(production, monitoring={"enabled": False}), "cloudnative_pg")
     assert values["monitoring"]["podMonitorEnabled"] is False
 
 
@@ -90,14 +80,10 @@ def test_argo_cd_settings():
 
 
 def test_replicas_must_fit_the_pool(production):
-    _settings(production[0])["replicas"] = 4
-    with pytest.raises(SpecError) as info:
-        build_spec(*production)
     assert ("plinth_components.cloudnative_pg.replicas: got 4; 4 replicas need 4 hosts in pool 'worker' "
-            "(group workers has 3)") in info.value.errors
+            "(group workers has 3)") in spec_errors(production, cloudnative_pg={"replicas": 4})
 
 
 def test_disabled_operator_is_not_checked(production):
-    production[0]["plinth_components"]["kong"]["database"] = {"mode": "external", "host": "192.0.2.50"}
-    _settings(production[0]).update({"enabled": False, "replicas": 9})
-    build_spec(*production)
+    build(production, kong={"database": {"mode": "external", "host": "192.0.2.50"}},
+          cloudnative_pg={"enabled": False, "replicas": 9})

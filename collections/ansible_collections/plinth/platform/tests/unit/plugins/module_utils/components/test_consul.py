@@ -10,71 +10,18 @@ import json
 import pytest
 import yaml
 
-from ansible_collections.plinth.platform.plugins.module_utils import schema
-from ansible_collections.plinth.platform.plugins.module_utils.components import consul, registry, vault
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.plugins.module_utils.components import consul, vault
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
+    DEDICATED, build, check_errors, find, manifests_of, network_policy, spec_errors, taint_workers, values_of)
 
 __metaclass__ = type
 
 SERVER = {"app": "consul", "release": "consul", "component": "server"}
-DEDICATED = {"key": "dedicated", "value": "platform", "effect": "NoSchedule"}
-
-
-def _declared_only(variables):
-    """Drop keys a neighbour component does not declare yet: this test is about Consul."""
-    for component in registry():
-        declared = set(["enabled", "pool", "namespace"]) | set(component.options) | set(
-            r.chart_option for r in component.releases if r.chart)
-        settings = variables["plinth_components"].get(component.key)
-        if settings is not None:
-            variables["plinth_components"][component.key] = dict(
-                (k, v) for k, v in settings.items() if k in declared)
-    return variables
-
-
-def _build(inventory, **options):
-    variables, groups, hostvars = inventory
-    _declared_only(variables)
-    variables["plinth_components"].setdefault("consul", {}).update(options)
-    return build_spec(variables, groups, hostvars)
-
-
-def _values(spec):
-    [release] = consul.COMPONENT.releases
-    return release.values(spec, spec["components"]["consul"])
-
-
-def _manifests(spec):
-    [release] = consul.COMPONENT.releases
-    return release.manifests(spec, spec["components"]["consul"])
-
-
-def _policy(docs, name):
-    [found] = [d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == name]
-    return found["spec"]
-
-
-def _errors(inventory, **options):
-    with pytest.raises(schema.SpecError) as caught:
-        _build(inventory, **options)
-    return caught.value.errors
-
-
-def _check(spec):
-    """Consul's own cross-checks on an already valid spec (edited after the build)."""
-    errors = schema.Errors()
-    consul.COMPONENT.check(spec, spec["components"]["consul"], errors, "plinth_components.consul")
-    return errors.items
-
-
-def _taint_workers(inventory):
-    inventory[0]["plinth_node_pools"]["worker"]["taints"] = [dict(DEDICATED)]
-    return inventory
 
 
 @pytest.fixture
 def values(production):
-    return _values(_build(production))
+    return values_of(build(production), "consul")
 
 
 def test_production_runs_three_servers_on_ceph_volumes(values):
@@ -110,83 +57,84 @@ def test_production_defaults_acls_off_and_a_generated_gossip_key(values):
 
 
 def test_server_service_name_is_what_vault_points_at(production):
-    spec = _build(production)
-    assert _values(spec)["global"]["name"] == "consul"
+    spec = build(production)
+    assert values_of(spec, "consul")["global"]["name"] == "consul"
     assert consul.server_address(spec) == "consul-server.consul.svc:8500"
 
 
 def test_server_address_follows_the_namespace(production):
-    spec = _build(production, namespace="kv")
+    spec = build(production, consul={"namespace": "kv"})
     assert consul.server_address(spec) == "consul-server.kv.svc:8500"
 
 
 def test_tainted_pool_gets_tolerations_and_its_labels(production):
-    inventory = _taint_workers(production)
-    inventory[0]["plinth_node_pools"]["worker"]["labels"] = {"role": "platform"}
-    values = _values(_build(inventory, gossip_encryption="none"))
+    inventory = taint_workers(production, labels={"role": "platform"})
+    values = values_of(build(inventory, consul={"gossip_encryption": "none"}), "consul")
     assert yaml.safe_load(values["server"]["nodeSelector"]) == {"role": "platform"}
     assert yaml.safe_load(values["server"]["tolerations"]) == [dict(DEDICATED, operator="Equal")]
 
 
 def test_acl_jobs_are_placed_like_the_servers(production):
-    values = _values(_build(_taint_workers(production), gossip_encryption="none", acls=True))
-    acls = values["global"]["acls"]
+    spec = build(taint_workers(production), consul={"gossip_encryption": "none", "acls": True})
+    acls = values_of(spec, "consul")["global"]["acls"]
     assert acls["manageSystemACLs"] is True
     assert yaml.safe_load(acls["nodeSelector"]) == {"node.role": "worker"}
     assert yaml.safe_load(acls["tolerations"]) == [dict(DEDICATED, operator="Equal")]
 
 
 def test_storage_class_override(production):
-    assert _values(_build(production, storage_class="fast-nvme"))["server"]["storageClass"] == "fast-nvme"
+    values = values_of(build(production, consul={"storage_class": "fast-nvme"}), "consul")
+    assert values["server"]["storageClass"] == "fast-nvme"
 
 
 def test_storage_class_is_cluster_default_without_rook(production):
-    spec = _build(production)
+    spec = build(production)
     spec["components"]["rook_ceph"]["enabled"] = False
-    assert _values(spec)["server"]["storageClass"] is None
+    assert values_of(spec, "consul")["server"]["storageClass"] is None
 
 
 def test_single_server_has_no_disruption_budget(production):
-    values = _values(_build(production, replicas=1))
+    values = values_of(build(production, consul={"replicas": 1}), "consul")
     assert values["server"]["replicas"] == 1
     assert values["server"]["disruptionBudget"]["enabled"] is False
 
 
 def test_ui_is_an_explicit_choice(production):
-    values = _values(_build(production, ui=True))
+    values = values_of(build(production, consul={"ui": True}), "consul")
     assert values["ui"] == {"enabled": True, "service": {"enabled": True, "type": "ClusterIP"}}
 
 
 def test_more_servers_than_workers_is_rejected(production):
-    assert _errors(production, replicas=5) == [
+    assert spec_errors(production, consul={"replicas": 5}) == [
         "plinth_components.consul.replicas: got 5; 5 Consul servers need 5 hosts in pool 'worker' "
         "(group workers has 3)"]
 
 
 def test_even_server_count_is_rejected(production):
     production[1]["workers"] = production[1]["workers"] + ["worker-4"]
-    assert _errors(production, replicas=2) == [
+    assert spec_errors(production, consul={"replicas": 2}) == [
         "plinth_components.consul.replicas: got 2; Consul servers form a Raft quorum: use an odd number "
         "(an even one adds no fault tolerance)"]
 
 
 def test_generated_gossip_key_is_rejected_on_a_tainted_pool(production):
-    assert _errors(_taint_workers(production)) == [
+    assert spec_errors(taint_workers(production)) == [
         "plinth_components.consul.gossip_encryption: got 'generate'; the chart's key-generation Job takes "
         "no tolerations, so it cannot run on the tainted pool 'worker': use 'vault' or 'none'"]
 
 
 def test_unknown_gossip_mode_is_rejected(production):
-    assert _errors(production, gossip_encryption="yes") == [
+    assert spec_errors(production, consul={"gossip_encryption": "yes"}) == [
         "plinth_components.consul.gossip_encryption: got 'yes'; must be one of 'generate', 'vault', 'none'"]
 
 
 def test_gossip_key_from_vault_is_an_external_secret_reference(production):
-    spec = _build(production, gossip_encryption="vault", gossip_key_vault_path="platform/consul/serf")
-    values = _values(spec)
+    spec = build(production, consul={"gossip_encryption": "vault",
+                                     "gossip_key_vault_path": "platform/consul/serf"})
+    values = values_of(spec, "consul")
     assert values["global"]["gossipEncryption"] == {
         "autoGenerate": False, "secretName": "consul-gossip-key", "secretKey": "key"}
-    [secret] = [d for d in _manifests(spec) if d["kind"] == "ExternalSecret"]
+    secret = find(manifests_of(spec, "consul"), "ExternalSecret")
     assert secret["metadata"]["namespace"] == "consul"
     assert secret["spec"]["target"]["name"] == "consul-gossip-key"
     assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "vault"}
@@ -198,27 +146,27 @@ def test_gossip_key_from_vault_is_an_external_secret_reference(production):
 
 def test_gossip_key_from_vault_needs_external_secrets(production):
     # Many components need External Secrets; switch it off in the built spec only.
-    spec = _build(production, gossip_encryption="vault")
+    spec = build(production, consul={"gossip_encryption": "vault"})
     spec["components"]["external_secrets"]["enabled"] = False
-    assert _check(spec) == [
+    assert check_errors(spec, "consul") == [
         "plinth_components.consul.gossip_encryption: got 'vault'; "
         "needs plinth_components.external_secrets.enabled: true"]
 
 
 def test_no_secret_is_written_by_default(production):
-    kinds = set(d["kind"] for d in _manifests(_build(production)))
+    kinds = set(d["kind"] for d in manifests_of(build(production), "consul"))
     assert kinds == {"NetworkPolicy"}
 
 
 def test_network_policies_deny_by_default_and_allow_dns(production):
-    docs = _manifests(_build(production))
-    assert _policy(docs, "default-deny") == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    assert _policy(docs, "allow-dns")["policyTypes"] == ["Egress"]
+    docs = manifests_of(build(production), "consul")
+    assert network_policy(docs, "default-deny") == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    assert network_policy(docs, "allow-dns")["policyTypes"] == ["Egress"]
     assert all(d["metadata"]["namespace"] == "consul" for d in docs)
 
 
 def test_servers_talk_raft_and_gossip_only_to_each_other(production):
-    policy = _policy(_manifests(_build(production)), "allow-server-cluster")
+    policy = network_policy(manifests_of(build(production), "consul"), "allow-server-cluster")
     assert policy["podSelector"] == {"matchLabels": SERVER}
     peers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "consul"}},
               "podSelector": {"matchLabels": SERVER}}]
@@ -231,7 +179,7 @@ def test_servers_talk_raft_and_gossip_only_to_each_other(production):
 
 
 def test_vault_reaches_only_the_http_api(production):
-    policy = _policy(_manifests(_build(production)), "allow-vault")
+    policy = network_policy(manifests_of(build(production), "consul"), "allow-vault")
     [rule] = policy["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8500}]
     assert rule["from"] == [{
@@ -242,14 +190,14 @@ def test_vault_reaches_only_the_http_api(production):
 
 
 def test_no_vault_policy_without_vault(production):
-    spec = _build(production)
+    spec = build(production)
     spec["components"]["vault"]["enabled"] = False
-    names = [d["metadata"]["name"] for d in _manifests(spec)]
+    names = [d["metadata"]["name"] for d in manifests_of(spec, "consul")]
     assert "allow-vault" not in names
 
 
 def test_only_servers_and_chart_jobs_reach_the_api_server(production):
-    policy = _policy(_manifests(_build(production)), "allow-apiserver")
+    policy = network_policy(manifests_of(build(production), "consul"), "allow-apiserver")
     [expression] = policy["podSelector"]["matchExpressions"]
     assert expression["key"] == "component"
     assert set(expression["values"]) == {"server", "gossip-encryption-autogenerate", "server-acl-init",
@@ -259,8 +207,8 @@ def test_only_servers_and_chart_jobs_reach_the_api_server(production):
 
 
 def test_generated_documents_share_no_objects(production):
-    spec = _build(production, gossip_encryption="vault", acls=True)
-    text = yaml.safe_dump_all(_manifests(spec)) + yaml.safe_dump(_values(spec))
+    spec = build(production, consul={"gossip_encryption": "vault", "acls": True})
+    text = yaml.safe_dump_all(manifests_of(spec, "consul")) + yaml.safe_dump(values_of(spec, "consul"))
     assert "&id" not in text
 
 

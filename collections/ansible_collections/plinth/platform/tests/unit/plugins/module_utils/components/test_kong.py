@@ -7,72 +7,32 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import pytest
 
-from ansible_collections.plinth.platform.plugins.module_utils.components import kong
-from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
 from ansible_collections.plinth.platform.tests.unit.conftest import load_inventory
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
+    build, find, manifests_of, of_kind, options, spec_errors, strings, values_of)
 
 __metaclass__ = type
 
 WAVE = "argocd.argoproj.io/sync-wave"
 
 
-def _kong(variables):
-    return variables["plinth_components"]["kong"]
+def _values(inventory, **changes):
+    return values_of(build(inventory, kong=changes), "kong")
 
 
-def _build(inventory):
-    spec = build_spec(*inventory)
-    return spec, spec["components"]["kong"]
-
-
-def _values(inventory):
-    spec, settings = _build(inventory)
-    return kong.values(spec, settings)
-
-
-def _manifests(inventory):
-    spec, settings = _build(inventory)
-    return kong.manifests(spec, settings)
-
-
-def _by_kind(docs, kind):
-    return [d for d in docs if d["kind"] == kind]
-
-
-def _one(docs, kind, name=None):
-    found = [d for d in _by_kind(docs, kind) if name is None or d["metadata"]["name"] == name]
-    assert len(found) == 1, (kind, name, [d["metadata"]["name"] for d in docs])
-    return found[0]
-
-
-def _errors(inventory):
-    with pytest.raises(SpecError) as info:
-        build_spec(*inventory)
-    return info.value.errors
-
-
-def _strings(value):
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            yield key
-            yield from _strings(sub)
-    elif isinstance(value, list):
-        for sub in value:
-            yield from _strings(sub)
-    elif isinstance(value, str):
-        yield value
+def _manifests(inventory, **changes):
+    return manifests_of(build(inventory, kong=changes), "kong")
 
 
 # --- placement and HA -------------------------------------------------------------
 
 def test_example_inventories_fill_the_gateway_pool(example_env):
-    spec, settings = _build(load_inventory(example_env))
-    values = kong.values(spec, settings)
+    spec = build(load_inventory(example_env))
+    values = values_of(spec, "kong")
     hosts = spec["node_pools"]["gateway"]["hosts"]
-    assert values["replicaCount"] == settings["replicas"] <= len(hosts)
+    assert values["replicaCount"] == spec["components"]["kong"]["replicas"] <= len(hosts)
     assert values["env"]["database"] == "postgres"
-    cluster = _one(kong.manifests(spec, settings), "Cluster")
+    cluster = find(manifests_of(spec, "kong"), "Cluster")
     assert cluster["spec"]["instances"] <= len(spec["node_pools"]["worker"]["hosts"])
 
 
@@ -123,8 +83,7 @@ def test_pod_disruption_budget_keeps_a_majority(production):
     (1, {"enabled": False}),
 ])
 def test_replicas_and_budget_follow_the_inventory(production, replicas, budget):
-    _kong(production[0])["replicas"] = replicas
-    values = _values(production)
+    values = _values(production, replicas=replicas)
     assert values["replicaCount"] == replicas
     assert values["podDisruptionBudget"] == budget
 
@@ -159,8 +118,7 @@ def test_ingress_controller_is_on_and_admin_api_stays_private(production):
 @pytest.mark.parametrize("service_type, policy", [("LoadBalancer", "Local"), ("NodePort", "Local"),
                                                   ("ClusterIP", None)])
 def test_proxy_service_type(production, service_type, policy):
-    _kong(production[0])["proxy_service_type"] = service_type
-    proxy = _values(production)["proxy"]
+    proxy = _values(production, proxy_service_type=service_type)["proxy"]
     assert proxy["type"] == service_type
     assert proxy.get("externalTrafficPolicy") == policy
 
@@ -179,7 +137,7 @@ def test_kong_uses_postgres_from_cloudnative_pg(production):
 
 def test_postgres_cluster_is_rendered_on_the_worker_pool_with_ceph_storage(production):
     docs = _manifests(production)
-    cluster = _one(docs, "Cluster")
+    cluster = find(docs, "Cluster")
     assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
     assert cluster["metadata"]["namespace"] == "kong"
     spec = cluster["spec"]
@@ -195,12 +153,12 @@ def test_postgres_cluster_is_rendered_on_the_worker_pool_with_ceph_storage(produ
 
 
 def test_postgres_cluster_options(production):
-    _kong(production[0])["database"].update({
+    options(production, "kong")["database"].update({
         "cluster_name": "gw-db", "instances": 2, "storage_size": "20Gi", "storage_class": "fast",
         "name": "gateway", "user": "gateway", "image": "ghcr.io/cloudnative-pg/postgresql:17.5",
         "pool": "storage"})
-    spec, settings = _build(production)
-    cluster = _one(kong.manifests(spec, settings), "Cluster", "gw-db")["spec"]
+    spec = build(production)
+    cluster = find(manifests_of(spec, "kong"), "Cluster", "gw-db")["spec"]
     assert cluster["instances"] == 2
     assert cluster["storage"] == {"size": "20Gi", "storageClass": "fast"}
     assert cluster["imageName"] == "ghcr.io/cloudnative-pg/postgresql:17.5"
@@ -208,20 +166,19 @@ def test_postgres_cluster_options(production):
     assert cluster["affinity"]["nodeSelector"] == {"node.ceph.storage": "true"}
     assert cluster["affinity"]["tolerations"] == [
         {"key": "node.ceph.storage", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
-    env = kong.values(spec, settings)["env"]
+    env = values_of(spec, "kong")["env"]
     assert env["pg_host"] == "gw-db-rw.kong.svc"
     assert env["pg_user"] == "gateway"
 
 
 def test_storage_class_falls_back_to_the_cluster_default_without_rook(production):
-    production[0]["plinth_components"]["rook_ceph"]["enabled"] = False
-    cluster = _one(_manifests(production), "Cluster")
+    cluster = find(manifests_of(build(production, rook_ceph={"enabled": False}), "kong"), "Cluster")
     assert "storageClass" not in cluster["spec"]["storage"]
 
 
 def test_password_comes_from_vault_as_a_basic_auth_secret(production):
-    _kong(production[0])["database"]["vault_path"] = "secret/gateway/db"
-    secret = _one(_manifests(production), "ExternalSecret", "kong-database")
+    options(production, "kong")["database"]["vault_path"] = "secret/gateway/db"
+    secret = find(_manifests(production), "ExternalSecret", "kong-database")
     spec = secret["spec"]
     assert spec["target"]["name"] == "kong-database"
     assert spec["target"]["template"]["type"] == "kubernetes.io/basic-auth"
@@ -233,9 +190,9 @@ def test_password_comes_from_vault_as_a_basic_auth_secret(production):
 def test_no_secret_value_is_written(production):
     values = _values(production)
     docs = _manifests(production)
-    for text in list(_strings(values)) + list(_strings(docs)):
+    for text in list(strings(values)) + list(strings(docs)):
         assert "BEGIN" not in text and "PRIVATE" not in text
-    secret = _one(docs, "ExternalSecret")
+    secret = find(docs, "ExternalSecret")
     # Only a template reference to the synced value, never the value.
     assert secret["spec"]["target"]["template"]["data"]["password"] == "{{ .password }}"
     assert "value" not in values["env"]["pg_password"]
@@ -250,28 +207,28 @@ def test_sync_waves_put_secret_and_database_before_the_chart(production):
     policies = [w for (kind, _name), w in wave.items() if kind == "NetworkPolicy"]
     # The chart's Deployment and migration Jobs sit at wave 0.
     assert max(policies) < secret < database < 0
-    assert len(policies) == len(_by_kind(docs, "NetworkPolicy"))
+    assert len(policies) == len(of_kind(docs, "NetworkPolicy"))
 
 
 # --- database: external ------------------------------------------------------------
 
 def test_external_database(production):
-    _kong(production[0])["database"] = {"mode": "external", "host": "db.example.com", "port": 6432,
-                                        "name": "gw", "user": "gw_user", "ssl": False}
-    spec, settings = _build(production)
-    env = kong.values(spec, settings)["env"]
+    database = {"mode": "external", "host": "db.example.com", "port": 6432, "name": "gw", "user": "gw_user",
+                "ssl": False}
+    spec = build(production, kong={"database": database})
+    env = values_of(spec, "kong")["env"]
     assert env["pg_host"] == "db.example.com"
     assert env["pg_port"] == 6432
     assert env["pg_database"] == "gw"
     assert env["pg_user"] == "gw_user"
     assert env["pg_ssl"] == "off"
-    docs = kong.manifests(spec, settings)
-    assert not _by_kind(docs, "Cluster")
-    assert not _by_kind(docs, "PodMonitor")
-    assert _one(docs, "ExternalSecret")["spec"]["target"]["template"]["data"]["username"] == "gw_user"
-    names = [d["metadata"]["name"] for d in _by_kind(docs, "NetworkPolicy")]
+    docs = manifests_of(spec, "kong")
+    assert not of_kind(docs, "Cluster")
+    assert not of_kind(docs, "PodMonitor")
+    assert find(docs, "ExternalSecret")["spec"]["target"]["template"]["data"]["username"] == "gw_user"
+    names = [d["metadata"]["name"] for d in of_kind(docs, "NetworkPolicy")]
     assert not [n for n in names if "postgres" in n]
-    egress = _one(docs, "NetworkPolicy", "allow-to-database")["spec"]["egress"][0]
+    egress = find(docs, "NetworkPolicy", "allow-to-database")["spec"]["egress"][0]
     # A DNS name cannot be pinned: only the port is restricted.
     assert egress["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
     assert egress["ports"] == [{"protocol": "TCP", "port": 6432}]
@@ -282,31 +239,29 @@ def test_external_database(production):
     ("db.example.com", "198.51.100.0/24", "198.51.100.0/24"),
 ])
 def test_external_database_egress_is_narrowed(production, host, network, cidr):
-    _kong(production[0])["database"] = {"mode": "external", "host": host, "network": network}
-    egress = _one(_manifests(production), "NetworkPolicy", "allow-to-database")["spec"]["egress"][0]
+    docs = _manifests(production, database={"mode": "external", "host": host, "network": network})
+    egress = find(docs, "NetworkPolicy", "allow-to-database")["spec"]["egress"][0]
     assert egress["to"] == [{"ipBlock": {"cidr": cidr}}]
 
 
 def test_external_mode_does_not_need_cloudnative_pg(production):
-    variables = production[0]
-    _kong(variables)["database"] = {"mode": "external", "host": "192.0.2.50"}
-    variables["plinth_components"]["cloudnative_pg"] = {"enabled": False}
-    build_spec(*production)
+    build(production, kong={"database": {"mode": "external", "host": "192.0.2.50"}},
+          cloudnative_pg={"enabled": False})
 
 
 # --- network policies -----------------------------------------------------------------
 
 def test_namespace_is_default_deny_with_the_needed_openings(production):
-    docs = _by_kind(_manifests(production), "NetworkPolicy")
+    docs = of_kind(_manifests(production), "NetworkPolicy")
     names = set(d["metadata"]["name"] for d in docs)
     assert {"default-deny", "allow-dns", "allow-apiserver", "allow-proxy"} <= names
     assert all(d["metadata"]["namespace"] == "kong" for d in docs)
-    deny = _one(docs, "NetworkPolicy", "default-deny")["spec"]
+    deny = find(docs, "NetworkPolicy", "default-deny")["spec"]
     assert deny["podSelector"] == {} and sorted(deny["policyTypes"]) == ["Egress", "Ingress"]
 
 
 def test_proxy_is_open_to_everyone_on_its_ports_only(production):
-    proxy = _one(_manifests(production), "NetworkPolicy", "allow-proxy")["spec"]
+    proxy = find(_manifests(production), "NetworkPolicy", "allow-proxy")["spec"]
     assert proxy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "app"
     [rule] = proxy["ingress"]
     assert "from" not in rule
@@ -315,24 +270,24 @@ def test_proxy_is_open_to_everyone_on_its_ports_only(production):
 
 def test_kong_reaches_postgres_and_the_operator_reaches_the_instances(production):
     docs = _manifests(production)
-    to_db = _one(docs, "NetworkPolicy", "allow-kong-to-postgres")["spec"]
+    to_db = find(docs, "NetworkPolicy", "allow-kong-to-postgres")["spec"]
     # Migration Jobs too: no component label in the selector.
     assert to_db["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "kong",
                                                    "app.kubernetes.io/instance": "kong"}
     assert to_db["egress"][0]["to"] == [{"podSelector": {"matchLabels": {"cnpg.io/cluster": "kong-postgres"}}}]
     assert to_db["egress"][0]["ports"] == [{"protocol": "TCP", "port": 5432}]
-    from_kong = _one(docs, "NetworkPolicy", "allow-postgres-from-kong")["spec"]
+    from_kong = find(docs, "NetworkPolicy", "allow-postgres-from-kong")["spec"]
     assert from_kong["podSelector"]["matchLabels"] == {"cnpg.io/cluster": "kong-postgres"}
     assert from_kong["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 5432}]
-    operator = _one(docs, "NetworkPolicy", "allow-postgres-from-operator")["spec"]
+    operator = find(docs, "NetworkPolicy", "allow-postgres-from-operator")["spec"]
     [rule] = operator["ingress"]
     assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}}]
     assert sorted(p["port"] for p in rule["ports"]) == [5432, 8000]
 
 
 def test_operator_namespace_follows_the_inventory(production):
-    production[0]["plinth_components"]["cloudnative_pg"] = {"namespace": "databases"}
-    operator = _one(_manifests(production), "NetworkPolicy", "allow-postgres-from-operator")["spec"]
+    docs = manifests_of(build(production, cloudnative_pg={"namespace": "databases"}), "kong")
+    operator = find(docs, "NetworkPolicy", "allow-postgres-from-operator")["spec"]
     assert operator["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "databases"}
 
@@ -341,7 +296,7 @@ def test_kong_reaches_each_business_app_namespace_on_its_ports(production):
     docs = _manifests(production)
     expected = {"store": [8080], "payments": [8443]}
     for namespace, ports in expected.items():
-        egress = _one(docs, "NetworkPolicy", "allow-to-%s" % namespace)["spec"]["egress"][0]
+        egress = find(docs, "NetworkPolicy", "allow-to-%s" % namespace)["spec"]["egress"][0]
         assert egress["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}]
         assert [p["port"] for p in egress["ports"]] == ports
 
@@ -350,17 +305,17 @@ def test_monitoring_hooks_follow_the_monitoring_component(production):
     values = _values(production)
     docs = _manifests(production)
     assert values["serviceMonitor"]["enabled"] is True
-    assert _one(docs, "KongClusterPlugin", "prometheus")["plugin"] == "prometheus"
-    assert _one(docs, "PodMonitor")["spec"]["selector"]["matchLabels"] == {"cnpg.io/cluster": "kong-postgres"}
-    metrics = _one(docs, "NetworkPolicy", "allow-metrics")["spec"]["ingress"][0]
+    assert find(docs, "KongClusterPlugin", "prometheus")["plugin"] == "prometheus"
+    assert find(docs, "PodMonitor")["spec"]["selector"]["matchLabels"] == {"cnpg.io/cluster": "kong-postgres"}
+    metrics = find(docs, "NetworkPolicy", "allow-metrics")["spec"]["ingress"][0]
     assert metrics["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
 
-    production[0]["plinth_components"]["monitoring"]["enabled"] = False
-    values = _values(production)
-    docs = _manifests(production)
+    spec = build(production, monitoring={"enabled": False})
+    values = values_of(spec, "kong")
+    docs = manifests_of(spec, "kong")
     assert "serviceMonitor" not in values
-    assert not _by_kind(docs, "KongClusterPlugin")
-    assert not _by_kind(docs, "PodMonitor")
+    assert not of_kind(docs, "KongClusterPlugin")
+    assert not of_kind(docs, "PodMonitor")
     assert not [d for d in docs if d["metadata"]["name"] in ("allow-metrics", "allow-postgres-metrics")]
 
 
@@ -375,50 +330,48 @@ def test_manifest_names_are_unique(production):
 def test_replicas_must_fit_the_gateway_hosts(production):
     production[1]["kong_nodes"] = ["gw-1", "gw-2"]
     assert ("plinth_components.kong.replicas: got 3; 3 replicas need 3 hosts in pool 'gateway' "
-            "(group kong_nodes has 2)") in _errors(production)
+            "(group kong_nodes has 2)") in spec_errors(production)
 
 
 def test_more_replicas_than_hosts_is_rejected(production):
-    _kong(production[0])["replicas"] = 4
     assert ("plinth_components.kong.replicas: got 4; 4 replicas need 4 hosts in pool 'gateway' "
-            "(group kong_nodes has 3)") in _errors(production)
+            "(group kong_nodes has 3)") in spec_errors(production, kong={"replicas": 4})
 
 
 def test_cloudnative_pg_mode_needs_the_operator(production):
-    production[0]["plinth_components"]["cloudnative_pg"] = {"enabled": False}
+    errors = spec_errors(production, cloudnative_pg={"enabled": False})
     assert ("plinth_components.kong.database.mode: got 'cloudnative-pg'; needs "
-            "plinth_components.cloudnative_pg.enabled: true (or database.mode: external)") in _errors(production)
+            "plinth_components.cloudnative_pg.enabled: true (or database.mode: external)") in errors
 
 
 def test_database_password_needs_external_secrets(production):
-    production[0]["plinth_components"]["external_secrets"]["enabled"] = False
-    errors = _errors(production)
+    errors = spec_errors(production, external_secrets={"enabled": False})
     assert any(e.startswith("plinth_components.kong.database.mode: got 'cloudnative-pg'; ") and
                "external_secrets.enabled: true" in e for e in errors), errors
 
 
 def test_external_mode_needs_a_host(production):
-    _kong(production[0])["database"] = {"mode": "external"}
+    errors = spec_errors(production, kong={"database": {"mode": "external"}})
     assert ("plinth_components.kong.database.host: got None; is required when database.mode is "
-            "'external'") in _errors(production)
+            "'external'") in errors
 
 
 def test_host_is_rejected_in_cloudnative_pg_mode(production):
-    _kong(production[0])["database"]["host"] = "db.example.com"
+    options(production, "kong")["database"]["host"] = "db.example.com"
     assert ("plinth_components.kong.database.host: got 'db.example.com'; is only used when "
-            "database.mode is 'external'") in _errors(production)
+            "database.mode is 'external'") in spec_errors(production)
 
 
 def test_postgres_instances_must_fit_their_pool(production):
-    _kong(production[0])["database"]["instances"] = 4
+    options(production, "kong")["database"]["instances"] = 4
     assert ("plinth_components.kong.database.instances: got 4; 4 PostgreSQL instances need 4 hosts "
-            "in pool 'worker' (group workers has 3)") in _errors(production)
+            "in pool 'worker' (group workers has 3)") in spec_errors(production)
 
 
 def test_postgres_pool_must_exist(production):
-    _kong(production[0])["database"]["pool"] = "databases"
+    options(production, "kong")["database"]["pool"] = "databases"
     assert ("plinth_components.kong.database.pool: got 'databases'; no such node pool "
-            "(known: gateway, storage, worker)") in _errors(production)
+            "(known: gateway, storage, worker)") in spec_errors(production)
 
 
 @pytest.mark.parametrize("key, value, rule", [
@@ -429,13 +382,13 @@ def test_postgres_pool_must_exist(production):
     ("bogus", 1, "unknown key"),
 ])
 def test_database_options_are_validated(production, key, value, rule):
-    _kong(production[0])["database"][key] = value
-    errors = _errors(production)
+    options(production, "kong")["database"][key] = value
+    errors = spec_errors(production)
     assert any(e.startswith("plinth_components.kong.database.%s: " % key) and rule in e for e in errors), errors
 
 
 def test_a_password_in_the_inventory_is_refused(production):
-    _kong(production[0])["database"]["password"] = "hunter2"
-    errors = _errors(production)
+    options(production, "kong")["database"]["password"] = "hunter2"
+    errors = spec_errors(production)
     assert any(e.startswith("plinth_components.kong.database.password: got '<redacted") for e in errors)
     assert not any("hunter2" in e for e in errors)

@@ -7,49 +7,18 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import pytest
 
-from ansible_collections.plinth.platform.plugins.module_utils import schema
-from ansible_collections.plinth.platform.plugins.module_utils.components import metrics_server, monitoring, registry
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.plugins.module_utils.components import metrics_server, monitoring
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
+    build, spec_errors, values_of)
 
 __metaclass__ = type
 
 SELECTOR = {"app.kubernetes.io/name": "metrics-server", "app.kubernetes.io/instance": "metrics-server"}
 
 
-def _declared_only(variables):
-    """Drop keys a neighbour component does not declare yet: this test is about metrics-server."""
-    declared = {}
-    for component in registry():
-        declared[component.key] = set(["enabled", "pool", "namespace"]) | set(component.options) | set(
-            r.chart_option for r in component.releases if r.chart)
-    components = variables["plinth_components"]
-    for key, settings in components.items():
-        if key in declared:
-            components[key] = dict((k, v) for k, v in settings.items() if k in declared[key])
-    return variables
-
-
-def _build(inventory, **options):
-    variables, groups, hostvars = inventory
-    _declared_only(variables)
-    variables["plinth_components"].setdefault("metrics_server", {}).update(options)
-    return build_spec(variables, groups, hostvars)
-
-
-def _values(spec):
-    [release] = metrics_server.COMPONENT.releases
-    return release.values(spec, spec["components"]["metrics_server"])
-
-
-def _errors(inventory, **options):
-    with pytest.raises(schema.SpecError) as caught:
-        _build(inventory, **options)
-    return caught.value.errors
-
-
 @pytest.fixture
 def values(production):
-    return _values(_build(production))
+    return values_of(build(production), "metrics_server")
 
 
 def test_production_runs_two_replicas_on_separate_workers(values):
@@ -70,36 +39,37 @@ def test_kubelets_are_reached_by_internal_ip_with_verified_tls(values):
 
 
 def test_insecure_kubelet_tls_is_an_explicit_choice(production):
-    args = _values(_build(production, kubelet_insecure_tls=True))["defaultArgs"]
+    spec = build(production, metrics_server={"kubelet_insecure_tls": True})
+    args = values_of(spec, "metrics_server")["defaultArgs"]
     assert "--kubelet-insecure-tls" in args
 
 
 def test_one_replica_has_no_pdb_and_no_anti_affinity(production):
-    values = _values(_build(production, replicas=1))
+    values = values_of(build(production, metrics_server={"replicas": 1}), "metrics_server")
     assert values["replicas"] == 1
     assert values["podDisruptionBudget"]["enabled"] is False
     assert values["affinity"] == {}
 
 
 def test_three_replicas_keep_two_through_a_drain(production):
-    values = _values(_build(production, replicas=3))
+    values = values_of(build(production, metrics_server={"replicas": 3}), "metrics_server")
     assert values["podDisruptionBudget"] == {"enabled": True, "minAvailable": 2}
 
 
 def test_follows_a_tainted_worker_pool(production):
     # Edited in the spec: neighbour components reject a tainted worker pool on their own.
-    spec = _build(production)
+    spec = build(production)
     spec["node_pools"]["worker"]["labels"] = {"node.acme.io/tier": "apps"}
     spec["node_pools"]["worker"]["taints"] = [{"key": "node.acme.io/tier", "value": "apps", "effect": "NoSchedule"}]
-    values = _values(spec)
+    values = values_of(spec, "metrics_server")
     assert values["nodeSelector"] == {"node.acme.io/tier": "apps"}
     assert values["tolerations"] == [{"key": "node.acme.io/tier", "operator": "Equal", "value": "apps",
                                       "effect": "NoSchedule"}]
 
 
 def test_follows_another_pool(production):
-    spec = _build(production, pool="gateway", replicas=3)
-    values = _values(spec)
+    spec = build(production, metrics_server={"pool": "gateway", "replicas": 3})
+    values = values_of(spec, "metrics_server")
     assert values["nodeSelector"] == {"node.kong.gateway": "true"}
     assert values["tolerations"] == [{"key": "node.kong.gateway", "operator": "Equal", "value": "true",
                                       "effect": "NoSchedule"}]
@@ -111,8 +81,7 @@ def test_scraped_by_prometheus_when_monitoring_is_on(values):
 
 
 def test_no_service_monitor_without_monitoring(production):
-    production[0]["plinth_components"]["monitoring"]["enabled"] = False
-    values = _values(_build(production))
+    values = values_of(build(production, monitoring={"enabled": False}), "metrics_server")
     assert "serviceMonitor" not in values and "metrics" not in values
 
 
@@ -123,7 +92,7 @@ def test_syncs_after_the_monitoring_crds():
 
 
 def test_replicas_must_fit_the_pool(production):
-    errors = _errors(production, replicas=4)
+    errors = spec_errors(production, metrics_server={"replicas": 4})
     assert ("plinth_components.metrics_server.replicas: got 4; 4 replicas need 4 hosts in pool 'worker' "
             "(group workers has 3)") in errors
 
@@ -133,5 +102,5 @@ def test_replicas_must_fit_the_pool(production):
     ("kubelet_insecure_tls", "yes", "must be true or false"),
 ])
 def test_bad_values_are_named_with_their_rule(production, option, value, rule):
-    assert "plinth_components.metrics_server.%s: got %r; %s" % (option, value, rule) in _errors(
-        production, **{option: value})
+    errors = spec_errors(production, metrics_server={option: value})
+    assert "plinth_components.metrics_server.%s: got %r; %s" % (option, value, rule) in errors

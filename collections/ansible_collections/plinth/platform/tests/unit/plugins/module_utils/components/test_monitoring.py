@@ -10,10 +10,10 @@ import copy
 import pytest
 import yaml
 
-from ansible_collections.plinth.platform.plugins.module_utils import schema
-from ansible_collections.plinth.platform.plugins.module_utils.components import monitoring, registry
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.plugins.module_utils.components import monitoring
 from ansible_collections.plinth.platform.tests.unit.conftest import load_inventory
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
+    build, manifests_of, release, spec_errors, values_of)
 
 __metaclass__ = type
 
@@ -22,19 +22,7 @@ CONTROL_PLANE = {"key": "node-role.kubernetes.io/control-plane", "operator": "Ex
 STORAGE = {"key": "node.ceph.storage", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 GATEWAY = {"key": "node.kong.gateway", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 MONITOR_KINDS = ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig")
-
-
-def _declared_only(variables):
-    """Drop keys a neighbour component does not declare yet: this test is about monitoring."""
-    declared = {}
-    for component in registry():
-        declared[component.key] = set(["enabled", "pool", "namespace"]) | set(component.options) | set(
-            r.chart_option for r in component.releases if r.chart)
-    components = variables["plinth_components"]
-    for key, settings in components.items():
-        if key != "monitoring" and key in declared:
-            components[key] = dict((k, v) for k, v in settings.items() if k in declared[key])
-    return variables
+CRDS, STACK = "prometheus-operator-crds", "kube-prometheus-stack"
 
 
 def _without_neighbours(inventory, keep=("monitoring", "rook_ceph", "external_secrets")):
@@ -45,44 +33,19 @@ def _without_neighbours(inventory, keep=("monitoring", "rook_ceph", "external_se
     return inventory
 
 
-def _build(inventory, **options):
-    variables, groups, hostvars = inventory
-    _declared_only(variables)
-    variables["plinth_components"]["monitoring"].update(options)
-    return build_spec(variables, groups, hostvars)
-
-
-def _settings(spec):
-    return spec["components"]["monitoring"]
-
-
-def _release(name):
-    return [r for r in monitoring.COMPONENT.releases if r.name == name][0]
-
-
 def _stack(spec):
-    return _release("kube-prometheus-stack").values(spec, _settings(spec))
-
-
-def _manifests(spec):
-    return _release("kube-prometheus-stack").manifests(spec, _settings(spec))
-
-
-def _errors(inventory, **options):
-    with pytest.raises(schema.SpecError) as caught:
-        _build(inventory, **options)
-    return caught.value.errors
+    return values_of(spec, "monitoring", STACK)
 
 
 @pytest.fixture
 def spec(production):
-    return _build(production)
+    return build(production)
 
 
 # --- releases ---------------------------------------------------------------
 
 def test_crds_come_first_and_the_stack_does_not_install_its_own(spec):
-    crds, stack = _release("prometheus-operator-crds"), _release("kube-prometheus-stack")
+    crds, stack = release("monitoring", CRDS), release("monitoring", STACK)
     assert crds.wave == 5 and crds.wave < stack.wave
     assert crds.chart_option == "crds_chart" and crds.chart["name"] == "prometheus-operator-crds"
     assert stack.chart["name"] == "kube-prometheus-stack" and stack.chart["version"].startswith("88.")
@@ -91,15 +54,15 @@ def test_crds_come_first_and_the_stack_does_not_install_its_own(spec):
 
 
 def test_crds_survive_pruning_and_deletion_of_the_application(spec):
-    values = _release("prometheus-operator-crds").values(spec, _settings(spec))
+    values = values_of(spec, "monitoring", CRDS)
     options = values["crds"]["annotations"]["argocd.argoproj.io/sync-options"].split(",")
     assert sorted(options) == ["Delete=false", "Prune=false"]
 
 
 def test_crds_chart_can_be_overridden(production):
     chart = {"repo": "oci://registry.example.com/charts", "name": "prometheus-operator-crds", "version": "31.0.0"}
-    spec = _build(production, crds_chart=chart)
-    assert _settings(spec)["crds_chart"] == chart
+    spec = build(production, monitoring={"crds_chart": chart})
+    assert spec["components"]["monitoring"]["crds_chart"] == chart
 
 
 # --- Prometheus and Alertmanager ---------------------------------------------
@@ -134,8 +97,8 @@ def test_production_alertmanager_is_ha_on_ceph(spec):
 
 
 def test_replicas_storage_and_retention_follow_the_inventory(production):
-    spec = _build(production, prometheus_replicas=3, alertmanager_replicas=3, retention="15d",
-                  prometheus_storage="100Gi", alertmanager_storage="5Gi")
+    spec = build(production, monitoring={"prometheus_replicas": 3, "alertmanager_replicas": 3, "retention": "15d",
+                                         "prometheus_storage": "100Gi", "alertmanager_storage": "5Gi"})
     values = _stack(spec)
     prom_spec, am_spec = values["prometheus"]["prometheusSpec"], values["alertmanager"]["alertmanagerSpec"]
     assert (prom_spec["replicas"], am_spec["replicas"]) == (3, 3)
@@ -148,13 +111,13 @@ def test_replicas_storage_and_retention_follow_the_inventory(production):
 
 
 def test_single_replicas_get_no_pdb_that_would_block_drains(production):
-    values = _stack(_build(production, prometheus_replicas=1, alertmanager_replicas=1))
+    values = _stack(build(production, monitoring={"prometheus_replicas": 1, "alertmanager_replicas": 1}))
     assert values["prometheus"]["podDisruptionBudget"]["enabled"] is False
     assert values["alertmanager"]["podDisruptionBudget"]["enabled"] is False
 
 
 def test_staging_runs_single_replicas_without_pdbs():
-    values = _stack(_build(load_inventory("staging")))
+    values = _stack(build(load_inventory("staging")))
     prom, am = values["prometheus"], values["alertmanager"]
     assert prom["prometheusSpec"]["replicas"] == 1 and am["alertmanagerSpec"]["replicas"] == 1
     assert prom["prometheusSpec"]["retention"] == "7d"
@@ -193,21 +156,19 @@ def _claims(values):
 
 
 def test_without_rook_the_cluster_default_storage_class_is_used(production):
-    production[0]["plinth_components"]["rook_ceph"]["enabled"] = False
-    values = _stack(_build(production))
+    values = _stack(build(production, rook_ceph={"enabled": False}))
     for claim in _claims(values):
         assert "storageClassName" not in claim
     assert "storageClassName" not in values["grafana"]["persistence"]
 
 
 def test_storage_class_follows_rook_ceph(production):
-    production[0]["plinth_components"]["rook_ceph"]["storage_class"] = "ceph-fast"
-    values = _stack(_build(production))
+    values = _stack(build(production, rook_ceph={"storage_class": "ceph-fast"}))
     assert [c["storageClassName"] for c in _claims(values)] == ["ceph-fast", "ceph-fast"]
 
 
 def test_explicit_storage_class_wins(production):
-    values = _stack(_build(production, storage_class="local-nvme"))
+    values = _stack(build(production, monitoring={"storage_class": "local-nvme"}))
     assert [c["storageClassName"] for c in _claims(values)] == ["local-nvme", "local-nvme"]
     assert values["grafana"]["persistence"]["storageClassName"] == "local-nvme"
 
@@ -239,7 +200,7 @@ def test_every_monitoring_workload_follows_the_worker_pool(spec):
 
 
 def test_the_pool_is_an_inventory_choice(production):
-    values = _stack(_build(production, pool="gateway"))
+    values = _stack(build(production, monitoring={"pool": "gateway"}))
     for where in (values["prometheus"]["prometheusSpec"], values["alertmanager"]["alertmanagerSpec"],
                   values["grafana"], values["kube-state-metrics"]):
         assert where["nodeSelector"] == {"node.kong.gateway": "true"}
@@ -264,7 +225,7 @@ def test_grafana_admin_comes_from_vault_through_an_external_secret(spec):
     grafana = _stack(spec)["grafana"]
     assert grafana["admin"] == {"existingSecret": "grafana-admin", "userKey": "admin-user",
                                 "passwordKey": "admin-password"}
-    [secret] = _manifests(spec)
+    [secret] = manifests_of(spec, "monitoring")
     assert secret["kind"] == "ExternalSecret" and secret["metadata"]["namespace"] == "monitoring"
     assert secret["spec"]["target"]["name"] == "grafana-admin"
     assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "vault"}
@@ -275,15 +236,15 @@ def test_grafana_admin_comes_from_vault_through_an_external_secret(spec):
 
 
 def test_no_password_value_reaches_values_or_manifests(spec):
-    text = yaml.safe_dump(_stack(spec)) + yaml.safe_dump_all(_manifests(spec))
+    text = yaml.safe_dump(_stack(spec)) + yaml.safe_dump_all(manifests_of(spec, "monitoring"))
     assert "adminPassword" not in text
     grafana = _stack(spec)["grafana"]
     assert set(grafana["admin"]) == set(["existingSecret", "userKey", "passwordKey"])
 
 
 def test_grafana_vault_path_and_user_are_options(production):
-    spec = _build(production, grafana={"vault_path": "kv/ops/grafana", "admin_user": "ops"})
-    [secret] = _manifests(spec)
+    spec = build(production, monitoring={"grafana": {"vault_path": "kv/ops/grafana", "admin_user": "ops"}})
+    [secret] = manifests_of(spec, "monitoring")
     assert secret["spec"]["data"][0]["remoteRef"]["key"] == "kv/ops/grafana"
     assert secret["spec"]["target"]["template"]["data"] == {"admin-user": "ops"}
 
@@ -305,14 +266,14 @@ def test_grafana_keeps_its_database_on_a_recreated_ceph_volume(spec):
 
 
 def test_grafana_without_storage_has_no_pvc(production):
-    grafana = _stack(_build(production, grafana={"storage": None}))["grafana"]
+    grafana = _stack(build(production, monitoring={"grafana": {"storage": None}}))["grafana"]
     assert "persistence" not in grafana and "deploymentStrategy" not in grafana
 
 
 def test_grafana_disabled_means_no_external_secret(production):
-    spec = _build(production, grafana={"enabled": False})
+    spec = build(production, monitoring={"grafana": {"enabled": False}})
     assert _stack(spec)["grafana"] == {"enabled": False}
-    assert _manifests(spec) == []
+    assert manifests_of(spec, "monitoring") == []
 
 
 # --- kubeadm control plane -------------------------------------------------------
@@ -324,13 +285,13 @@ def test_control_plane_targets_are_off_by_default(spec):
 
 
 def test_control_plane_targets_scrape_the_control_plane_hosts(production):
-    values = _stack(_build(production, control_plane_metrics=True))
+    values = _stack(build(production, monitoring={"control_plane_metrics": True}))
     for key in ("kubeControllerManager", "kubeScheduler", "kubeEtcd"):
         assert values[key] == {"enabled": True, "endpoints": ["192.0.2.11", "192.0.2.12", "192.0.2.13"]}, key
 
 
 def test_kube_proxy_is_scraped_only_when_cilium_leaves_it_in_place(production):
-    spec = _build(production, control_plane_metrics=True)
+    spec = build(production, monitoring={"control_plane_metrics": True})
     spec = copy.deepcopy(spec)
     spec["components"]["cilium"]["kube_proxy_replacement"] = True
     assert _stack(spec)["kubeProxy"] == {"enabled": False}
@@ -340,14 +301,14 @@ def test_kube_proxy_is_scraped_only_when_cilium_leaves_it_in_place(production):
 
 def test_control_plane_named_by_dns_falls_back_to_the_pod_selector(production):
     production[2]["cp-2"]["ansible_host"] = "cp-2.example.com"
-    values = _stack(_build(production, control_plane_metrics=True))
+    values = _stack(build(production, monitoring={"control_plane_metrics": True}))
     assert values["kubeEtcd"] == {"enabled": True}
 
 
 # --- validation ------------------------------------------------------------------
 
 def test_replicas_must_fit_the_worker_pool(production):
-    errors = _errors(production, prometheus_replicas=4, alertmanager_replicas=5)
+    errors = spec_errors(production, monitoring={"prometheus_replicas": 4, "alertmanager_replicas": 5})
     assert ("plinth_components.monitoring.prometheus_replicas: got 4; 4 Prometheus replicas need 4 hosts "
             "in pool 'worker' (group workers has 3)") in errors
     assert ("plinth_components.monitoring.alertmanager_replicas: got 5; 5 Alertmanager replicas need 5 hosts "
@@ -355,8 +316,7 @@ def test_replicas_must_fit_the_worker_pool(production):
 
 
 def test_grafana_needs_external_secrets(production):
-    production[0]["plinth_components"]["external_secrets"]["enabled"] = False
-    errors = _errors(production)
+    errors = spec_errors(production, external_secrets={"enabled": False})
     assert ("plinth_components.monitoring.grafana.enabled: got True; the Grafana admin password comes from "
             "Vault through an ExternalSecret: needs plinth_components.external_secrets.enabled: true") in errors
 
@@ -364,7 +324,7 @@ def test_grafana_needs_external_secrets(production):
 def test_no_grafana_no_need_for_external_secrets(production):
     _without_neighbours(production, keep=("monitoring", "rook_ceph"))
     production[0]["plinth_apps"] = []
-    _build(production, grafana={"enabled": False})
+    build(production, monitoring={"grafana": {"enabled": False}})
 
 
 @pytest.mark.parametrize("option, value, rule", [
@@ -376,9 +336,9 @@ def test_no_grafana_no_need_for_external_secrets(production):
     ("storage_class", "Ceph_Block", "must be a DNS subdomain (lowercase letters, digits, '-' and '.')"),
 ])
 def test_bad_values_are_named_with_their_rule(production, option, value, rule):
-    errors = _errors(production, **{option: value})
+    errors = spec_errors(production, monitoring={option: value})
     assert "plinth_components.monitoring.%s: got %r; %s" % (option, value, rule) in errors
 
 
 def test_disabled_monitoring_skips_its_checks(production):
-    _build(production, enabled=False, prometheus_replicas=9)
+    build(production, monitoring={"enabled": False, "prometheus_replicas": 9})

@@ -10,7 +10,8 @@ import yaml
 
 from ansible_collections.plinth.platform.plugins.module_utils import schema
 from ansible_collections.plinth.platform.plugins.module_utils.components import rook_ceph
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
+    build, manifests_of, of_kind, spec_errors, values_of)
 
 __metaclass__ = type
 
@@ -25,41 +26,14 @@ CSI_SECRET_KEYS = [
 ]
 
 
-def _isolate(variables):
-    """Keep only this component's options: the test is about rook_ceph, not its neighbours."""
-    components = variables["plinth_components"]
-    for key, settings in components.items():
-        if key != "rook_ceph":
-            components[key] = dict((k, v) for k, v in settings.items() if k in ("enabled", "pool", "namespace"))
-    return variables
-
-
-def _build(inventory, **options):
-    variables, groups, hostvars = inventory
-    _isolate(variables)
-    variables["plinth_components"]["rook_ceph"].update(options)
-    return build_spec(variables, groups, hostvars)
-
-
 def _values(spec):
-    settings = spec["components"]["rook_ceph"]
-    return dict((r.name, r.values(spec, settings)) for r in rook_ceph.COMPONENT.releases)
-
-
-def _manifests(spec):
-    settings = spec["components"]["rook_ceph"]
-    return [doc for r in rook_ceph.COMPONENT.releases if r.manifests for doc in r.manifests(spec, settings)]
-
-
-def _errors(inventory, **options):
-    with pytest.raises(schema.SpecError) as caught:
-        _build(inventory, **options)
-    return caught.value.errors
+    """The values of each of the three releases, by release name."""
+    return dict((r.name, values_of(spec, "rook_ceph", r.name)) for r in rook_ceph.COMPONENT.releases)
 
 
 @pytest.fixture
 def prod(production):
-    return _build(production)
+    return build(production)
 
 
 # --- releases and charts ----------------------------------------------------------
@@ -76,8 +50,8 @@ def test_three_releases_in_rook_order():
 
 
 def test_chart_versions_are_overridable(production):
-    spec = _build(production, cluster_chart={"repo": "oci://mirror.example.com/rook", "name": "rook-ceph-cluster",
-                                             "version": "v1.20.7"})
+    chart = {"repo": "oci://mirror.example.com/rook", "name": "rook-ceph-cluster", "version": "v1.20.7"}
+    spec = build(production, rook_ceph={"cluster_chart": chart})
     assert spec["components"]["rook_ceph"]["cluster_chart"]["version"] == "v1.20.7"
     assert spec["components"]["rook_ceph"]["chart"]["version"] == "v1.20.6"
 
@@ -92,7 +66,7 @@ def test_production_defaults_are_the_documented_ones(prod):
 
 
 def test_values_have_no_shared_objects(production):
-    spec = _build(production, filesystem=True, object_store=True, toolbox=True)
+    spec = build(production, rook_ceph={"filesystem": True, "object_store": True, "toolbox": True})
     for values in _values(spec).values():
         assert "&id" not in yaml.safe_dump(values)
 
@@ -113,7 +87,7 @@ def test_placement_follows_the_pool_definition(production):
     variables["plinth_node_pools"]["storage"] = {
         "group": "ceph_nodes", "labels": {"example.com/disks": "nvme"},
         "taints": [{"key": "example.com/disks", "value": "nvme", "effect": "NoExecute"}]}
-    spec = _build(production)
+    spec = build(production)
     values = _values(spec)
     taint = {"key": "example.com/disks", "operator": "Equal", "value": "nvme", "effect": "NoExecute"}
     assert values["rook-ceph"]["nodeSelector"] == {"example.com/disks": "nvme"}
@@ -142,7 +116,7 @@ def test_csi_node_plugins_reach_a_new_tainted_pool(production):
     variables["plinth_node_pools"]["gpu"] = {
         "group": "gpu_nodes", "labels": {"node.example.com/gpu": "true"},
         "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]}
-    values = _values(_build(production))["ceph-csi-drivers"]
+    values = _values(build(production))["ceph-csi-drivers"]
     gpu = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
     assert gpu in values["drivers"]["rbd"]["nodePlugin"]["tolerations"]
 
@@ -167,7 +141,7 @@ def test_csi_drivers_match_rook_names(prod):
 
 
 def test_csi_provisioner_budget(prod):
-    budgets = [d for d in _manifests(prod) if d["kind"] == "PodDisruptionBudget"]
+    budgets = of_kind(manifests_of(prod, "rook_ceph"), "PodDisruptionBudget")
     assert len(budgets) == 1
     assert budgets[0]["metadata"]["namespace"] == "rook-ceph"
     assert budgets[0]["spec"]["minAvailable"] == 1
@@ -175,7 +149,7 @@ def test_csi_provisioner_budget(prod):
 
 
 def test_namespace_override_renames_drivers_and_secrets(production):
-    spec = _build(production, namespace="storage")
+    spec = build(production, rook_ceph={"namespace": "storage"})
     values = _values(spec)
     assert values["ceph-csi-drivers"]["drivers"]["rbd"]["name"] == "storage.rbd.csi.ceph.com"
     assert values["rook-ceph-cluster"]["operatorNamespace"] == "storage"
@@ -196,7 +170,7 @@ def test_cluster_daemons_stay_on_storage_nodes(prod):
 
 
 def test_named_devices_replace_use_all_devices(production):
-    spec = _build(production, devices=["sdb", "/dev/disk/by-id/nvme-SAMSUNG_1"])
+    spec = build(production, rook_ceph={"devices": ["sdb", "/dev/disk/by-id/nvme-SAMSUNG_1"]})
     storage = _values(spec)["rook-ceph-cluster"]["cephClusterSpec"]["storage"]
     assert storage == {"useAllNodes": True, "useAllDevices": False,
                        "devices": [{"name": "sdb"}, {"name": "/dev/disk/by-id/nvme-SAMSUNG_1"}]}
@@ -219,12 +193,12 @@ def test_block_pool_and_the_single_default_storage_class(prod):
 
 
 def test_storage_class_name_is_an_option(production):
-    values = _values(_build(production, storage_class="fast"))["rook-ceph-cluster"]
+    values = _values(build(production, rook_ceph={"storage_class": "fast"}))["rook-ceph-cluster"]
     assert values["cephBlockPools"][0]["storageClass"]["name"] == "fast"
 
 
 def test_pool_size_applies_to_every_pool(production):
-    spec = _build(production, pool_size=2, filesystem=True, object_store=True)
+    spec = build(production, rook_ceph={"pool_size": 2, "filesystem": True, "object_store": True})
     values = _values(spec)["rook-ceph-cluster"]
     replicated = {"size": 2, "requireSafeReplicaSize": True}
     assert values["cephBlockPools"][0]["spec"]["replicated"] == replicated
@@ -237,7 +211,7 @@ def test_pool_size_applies_to_every_pool(production):
 
 
 def test_filesystem_toggle(production):
-    spec = _build(production, filesystem=True)
+    spec = build(production, rook_ceph={"filesystem": True})
     values = _values(spec)
     fs, = values["rook-ceph-cluster"]["cephFileSystems"]
     assert fs["storageClass"]["name"] == "rook-cephfs"
@@ -246,12 +220,12 @@ def test_filesystem_toggle(production):
         assert key in fs["storageClass"]["parameters"]
     assert fs["spec"]["metadataServer"]["placement"] == dict(STORAGE_AFFINITY, tolerations=[STORAGE_TOLERATION])
     assert values["ceph-csi-drivers"]["drivers"]["cephfs"]["enabled"] is True
-    apps = sorted(d["spec"]["selector"]["matchLabels"]["app"] for d in _manifests(spec))
+    apps = sorted(d["spec"]["selector"]["matchLabels"]["app"] for d in manifests_of(spec, "rook_ceph"))
     assert apps == ["rook-ceph.cephfs.csi.ceph.com-ctrlplugin", "rook-ceph.rbd.csi.ceph.com-ctrlplugin"]
 
 
 def test_object_store_toggle(production):
-    values = _values(_build(production, object_store=True))["rook-ceph-cluster"]
+    values = _values(build(production, rook_ceph={"object_store": True}))["rook-ceph-cluster"]
     store, = values["cephObjectStores"]
     assert store["storageClass"]["name"] == "rook-ceph-bucket"
     assert "isDefault" not in store["storageClass"]
@@ -261,7 +235,8 @@ def test_object_store_toggle(production):
 
 
 def test_only_block_storage_class_is_default(production):
-    values = _values(_build(production, filesystem=True, object_store=True))["rook-ceph-cluster"]
+    spec = build(production, rook_ceph={"filesystem": True, "object_store": True})
+    values = _values(spec)["rook-ceph-cluster"]
     classes = [p["storageClass"] for p in values["cephBlockPools"] + values["cephFileSystems"]
                + values["cephObjectStores"]]
     assert [c["name"] for c in classes if c.get("isDefault")] == ["rook-ceph-block"]
@@ -269,8 +244,7 @@ def test_only_block_storage_class_is_default(production):
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_monitoring_follows_the_monitoring_component(production, enabled):
-    production[0]["plinth_components"]["monitoring"]["enabled"] = enabled
-    values = _values(_build(production))
+    values = _values(build(production, monitoring={"enabled": enabled}))
     assert values["rook-ceph"]["monitoring"]["enabled"] is enabled
     monitoring = values["rook-ceph-cluster"]["monitoring"]
     assert monitoring["enabled"] is enabled
@@ -278,7 +252,7 @@ def test_monitoring_follows_the_monitoring_component(production, enabled):
 
 
 def test_toolbox_stays_on_storage_nodes(production):
-    toolbox = _values(_build(production, toolbox=True))["rook-ceph-cluster"]["toolbox"]
+    toolbox = _values(build(production, rook_ceph={"toolbox": True}))["rook-ceph-cluster"]["toolbox"]
     assert toolbox["enabled"] is True
     assert toolbox["tolerations"] == [STORAGE_TOLERATION]
     assert toolbox["affinity"] == STORAGE_AFFINITY
@@ -287,16 +261,16 @@ def test_toolbox_stays_on_storage_nodes(production):
 def test_single_host_storage_pool(production):
     variables, groups, _hostvars = production
     groups["ceph_nodes"] = ["ceph-1"]
-    spec = _build(production, mon_count=1, mgr_count=1, pool_size=1)
+    spec = build(production, rook_ceph={"mon_count": 1, "mgr_count": 1, "pool_size": 1})
     values = _values(spec)
     assert values["rook-ceph-cluster"]["cephBlockPools"][0]["spec"]["replicated"] == {
         "size": 1, "requireSafeReplicaSize": False}
     assert values["ceph-csi-drivers"]["drivers"]["rbd"]["controllerPlugin"]["replicas"] == 1
-    assert _manifests(spec) == []
+    assert manifests_of(spec, "rook_ceph") == []
 
 
 def test_no_network_policies_and_no_secrets(prod):
-    assert [d for d in _manifests(prod) if d["kind"] != "PodDisruptionBudget"] == []
+    assert [d for d in manifests_of(prod, "rook_ceph") if d["kind"] != "PodDisruptionBudget"] == []
     text = yaml.safe_dump(_values(prod))
     assert "password" not in text.lower()
 
@@ -305,20 +279,20 @@ def test_no_network_policies_and_no_secrets(prod):
 
 def test_even_mon_count_is_rejected(production):
     production[1]["ceph_nodes"] = ["ceph-1", "ceph-2", "ceph-3", "ceph-4"]
-    assert _errors(production, mon_count=4) == [
+    assert spec_errors(production, rook_ceph={"mon_count": 4}) == [
         "plinth_components.rook_ceph.mon_count: got 4; "
         "must be odd (1, 3, 5, ...) so that a majority of MONs keeps quorum"]
 
 
 def test_mons_must_fit_the_storage_pool(production):
-    assert _errors(production, mon_count=5) == [
+    assert spec_errors(production, rook_ceph={"mon_count": 5}) == [
         "plinth_components.rook_ceph.mon_count: got 5; 5 MONs need 5 hosts in pool 'storage' "
         "(group ceph_nodes has 3)"]
 
 
 def test_three_mons_need_three_storage_hosts(production):
     production[1]["ceph_nodes"] = ["ceph-1", "ceph-2"]
-    assert _errors(production) == [
+    assert spec_errors(production) == [
         "plinth_components.rook_ceph.mon_count: got 3; 3 MONs need 3 hosts in pool 'storage' "
         "(group ceph_nodes has 2)",
         "plinth_components.rook_ceph.pool_size: got 3; 3 copies of each Ceph pool (failure domain host) "
@@ -326,13 +300,13 @@ def test_three_mons_need_three_storage_hosts(production):
 
 
 def test_pool_size_must_fit_the_storage_pool(production):
-    assert _errors(production, pool_size=4) == [
+    assert spec_errors(production, rook_ceph={"pool_size": 4}) == [
         "plinth_components.rook_ceph.pool_size: got 4; 4 copies of each Ceph pool (failure domain host) "
         "need 4 hosts in pool 'storage' (group ceph_nodes has 3)"]
 
 
 def test_mgrs_must_fit_the_storage_pool(production):
-    assert _errors(production, mgr_count=4) == [
+    assert spec_errors(production, rook_ceph={"mgr_count": 4}) == [
         "plinth_components.rook_ceph.mgr_count: got 4; 4 MGRs need 4 hosts in pool 'storage' "
         "(group ceph_nodes has 3)"]
 
@@ -345,16 +319,16 @@ def test_mgrs_must_fit_the_storage_pool(production):
     ("filesystem", "yes", "must be true or false"),
 ])
 def test_bad_option_values(production, option, value, rule):
-    errors = _errors(production, **{option: value})
+    errors = spec_errors(production, rook_ceph={option: value})
     assert "plinth_components.rook_ceph.%s: got %r; %s" % (option, value, rule) in errors
 
 
 def test_bad_device_name(production):
-    assert _errors(production, devices=["sdb", "sd b"]) == [
+    assert spec_errors(production, rook_ceph={"devices": ["sdb", "sd b"]}) == [
         "plinth_components.rook_ceph.devices[1]: got 'sd b'; "
         "must be a device name like sdb or nvme0n1, or a path like /dev/disk/by-id/..."]
 
 
 def test_unknown_option_is_rejected(production):
-    errors = _errors(production, mons=3)
+    errors = spec_errors(production, rook_ceph={"mons": 3})
     assert any(e.startswith("plinth_components.rook_ceph.mons: got 3; unknown key") for e in errors)

@@ -8,66 +8,18 @@ from __future__ import absolute_import, annotations, division, print_function
 import pytest
 import yaml
 
-from ansible_collections.plinth.platform.plugins.module_utils import schema
-from ansible_collections.plinth.platform.plugins.module_utils.components import consul, registry, vault
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.plugins.module_utils.components import consul, vault
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
+    DEDICATED, build, check_errors, manifests_of, network_policy, spec_errors, taint_workers, values_of)
 
 __metaclass__ = type
 
 SERVER = {"app.kubernetes.io/name": "vault", "app.kubernetes.io/instance": "vault", "component": "server"}
-DEDICATED = {"key": "dedicated", "value": "platform", "effect": "NoSchedule"}
-
-
-def _declared_only(variables):
-    """Drop keys a neighbour component does not declare yet: this test is about Vault."""
-    for component in registry():
-        declared = set(["enabled", "pool", "namespace"]) | set(component.options) | set(
-            r.chart_option for r in component.releases if r.chart)
-        settings = variables["plinth_components"].get(component.key)
-        if settings is not None:
-            variables["plinth_components"][component.key] = dict(
-                (k, v) for k, v in settings.items() if k in declared)
-    return variables
-
-
-def _build(inventory, consul_options=None, **options):
-    variables, groups, hostvars = inventory
-    _declared_only(variables)
-    variables["plinth_components"].setdefault("consul", {}).update(consul_options or {})
-    variables["plinth_components"].setdefault("vault", {}).update(options)
-    return build_spec(variables, groups, hostvars)
-
-
-def _values(spec):
-    [release] = vault.COMPONENT.releases
-    return release.values(spec, spec["components"]["vault"])
-
-
-def _manifests(spec):
-    [release] = vault.COMPONENT.releases
-    return release.manifests(spec, spec["components"]["vault"])
-
-
-def _policy(docs, name):
-    [found] = [d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == name]
-    return found["spec"]
-
-
-def _errors(inventory, **options):
-    with pytest.raises(schema.SpecError) as caught:
-        _build(inventory, **options)
-    return caught.value.errors
-
-
-def _check(spec):
-    errors = schema.Errors()
-    vault.COMPONENT.check(spec, spec["components"]["vault"], errors, "plinth_components.vault")
-    return errors.items
 
 
 @pytest.fixture
 def values(production):
-    return _values(_build(production))
+    return values_of(build(production), "vault")
 
 
 def test_production_runs_three_ha_servers_without_raft(values):
@@ -89,7 +41,7 @@ def test_storage_is_the_consul_server_service_by_dns_name(values):
 
 
 def test_storage_address_follows_consul_namespace(production):
-    config = _values(_build(production, consul_options={"namespace": "kv"}))["server"]["ha"]["config"]
+    config = values_of(build(production, consul={"namespace": "kv"}), "vault")["server"]["ha"]["config"]
     assert 'address = "consul-server.kv.svc:8500"' in config
 
 
@@ -106,9 +58,7 @@ def test_servers_are_placed_on_the_worker_pool(values):
 
 
 def test_tainted_pool_gets_tolerations(production):
-    production[0]["plinth_node_pools"]["worker"]["taints"] = [dict(DEDICATED)]
-    production[0]["plinth_components"].setdefault("consul", {})["gossip_encryption"] = "none"
-    values = _values(_build(production))
+    values = values_of(build(taint_workers(production), consul={"gossip_encryption": "none"}), "vault")
     assert values["server"]["tolerations"] == [dict(DEDICATED, operator="Equal")]
 
 
@@ -117,7 +67,7 @@ def test_disruption_budget_keeps_a_majority(values):
 
 
 def test_single_server_has_no_disruption_budget(production):
-    values = _values(_build(production, replicas=1))
+    values = values_of(build(production, vault={"replicas": 1}), "vault")
     assert values["server"]["ha"]["replicas"] == 1
     assert values["server"]["ha"]["disruptionBudget"]["enabled"] is False
 
@@ -145,7 +95,7 @@ def test_plain_http_by_default(values):
 def test_ui_is_on_by_default_and_can_be_turned_off(production, values):
     assert values["ui"]["enabled"] is True
     assert "ui = true" in values["server"]["ha"]["config"]
-    off = _values(_build(production, ui=False))
+    off = values_of(build(production, vault={"ui": False}), "vault")
     assert off["ui"]["enabled"] is False
     assert "ui = false" in off["server"]["ha"]["config"]
 
@@ -158,16 +108,16 @@ def test_metrics_with_monitoring(values):
 
 
 def test_no_metrics_without_monitoring(production):
-    spec = _build(production)
+    spec = build(production)
     spec["components"]["monitoring"]["enabled"] = False
-    values = _values(spec)
+    values = values_of(spec, "vault")
     assert "serverTelemetry" not in values
     assert "telemetry" not in values["server"]["ha"]["config"]
 
 
 def test_tls_from_an_operator_made_secret(production):
-    spec = _build(production, tls_secret_name="vault-server-tls")
-    values = _values(spec)
+    spec = build(production, vault={"tls_secret_name": "vault-server-tls"})
+    values = values_of(spec, "vault")
     assert values["global"]["tlsDisable"] is False
     config = values["server"]["ha"]["config"]
     assert 'tls_cert_file = "/vault/userconfig/tls/tls.crt"' in config
@@ -178,11 +128,12 @@ def test_tls_from_an_operator_made_secret(production):
 
 
 def test_address_is_the_vault_service(production):
-    assert vault.address(_build(production)) == "http://vault.vault.svc:8200"
+    assert vault.address(build(production)) == "http://vault.vault.svc:8200"
 
 
 def test_consul_token_comes_from_a_secret_when_consul_has_acls(production):
-    values = _values(_build(production, consul_options={"acls": True}, consul_token_secret_name="vault-kv-token"))
+    spec = build(production, consul={"acls": True}, vault={"consul_token_secret_name": "vault-kv-token"})
+    values = values_of(spec, "vault")
     assert values["server"]["extraSecretEnvironmentVars"] == [
         {"envName": "CONSUL_HTTP_TOKEN", "secretName": "vault-kv-token", "secretKey": "token"}]
     assert "token" not in values["server"]["ha"]["config"]
@@ -193,64 +144,63 @@ def test_no_consul_token_without_acls(values):
 
 
 def test_other_backends_are_rejected(production):
-    assert _errors(production, backend="raft") == [
+    assert spec_errors(production, vault={"backend": "raft"}) == [
         "plinth_components.vault.backend: got 'raft'; only 'consul' is supported: Vault stores its data "
         "in the in-cluster Consul (raft is not offered)"]
 
 
 def test_consul_must_be_enabled(production):
-    spec = _build(production)
+    spec = build(production)
     spec["components"]["consul"]["enabled"] = False
-    assert _check(spec) == [
+    assert check_errors(spec, "vault") == [
         "plinth_components.vault.backend: got 'consul'; needs plinth_components.consul.enabled: true "
         "(Vault stores its data in the in-cluster Consul)"]
 
 
 def test_more_servers_than_workers_is_rejected(production):
-    assert _errors(production, replicas=4) == [
+    assert spec_errors(production, vault={"replicas": 4}) == [
         "plinth_components.vault.replicas: got 4; 4 Vault servers need 4 hosts in pool 'worker' "
         "(group workers has 3)"]
 
 
 def test_injector_when_asked(production):
-    production[0]["plinth_node_pools"]["worker"]["taints"] = [dict(DEDICATED)]
-    production[0]["plinth_components"].setdefault("consul", {})["gossip_encryption"] = "none"
-    spec = _build(production, injector=True)
-    injector = _values(spec)["injector"]
+    spec = build(taint_workers(production), consul={"gossip_encryption": "none"}, vault={"injector": True})
+    injector = values_of(spec, "vault")["injector"]
     assert injector["enabled"] is True
     assert injector["replicas"] == 2
     assert injector["nodeSelector"] == {"node.role": "worker"}
     assert injector["tolerations"] == [dict(DEDICATED, operator="Equal")]
     assert injector["securityContext"]["pod"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    docs = _manifests(spec)
-    assert _policy(docs, "allow-injector-webhook")["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
+    docs = manifests_of(spec, "vault")
+    webhook = network_policy(docs, "allow-injector-webhook")
+    assert webhook["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
     # Injected agents run in any namespace.
-    assert _policy(docs, "allow-api-clients")["ingress"][0]["from"] == [{"namespaceSelector": {}}]
+    assert network_policy(docs, "allow-api-clients")["ingress"][0]["from"] == [{"namespaceSelector": {}}]
 
 
 def test_network_policies_deny_by_default(production):
-    docs = _manifests(_build(production))
-    assert _policy(docs, "default-deny") == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    assert _policy(docs, "allow-dns")["policyTypes"] == ["Egress"]
+    docs = manifests_of(build(production), "vault")
+    assert network_policy(docs, "default-deny") == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    assert network_policy(docs, "allow-dns")["policyTypes"] == ["Egress"]
     assert set(d["kind"] for d in docs) == {"NetworkPolicy"}
     assert all(d["metadata"]["namespace"] == "vault" for d in docs)
 
 
 def test_servers_reach_consul_http_only(production):
-    [rule] = _policy(_manifests(_build(production)), "allow-consul")["egress"]
+    [rule] = network_policy(manifests_of(build(production), "vault"), "allow-consul")["egress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8500}]
     assert rule["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "consul"}},
                            "podSelector": {"matchLabels": consul.server_labels()}}]
 
 
 def test_servers_reach_the_api_server_for_token_review(production):
-    policy = _policy(_manifests(_build(production)), "allow-apiserver")
+    policy = network_policy(manifests_of(build(production), "vault"), "allow-apiserver")
     assert policy["podSelector"] == {"matchLabels": SERVER}
     assert policy["egress"][0]["ports"] == [{"protocol": "TCP", "port": 6443}]
 
 
 def test_servers_forward_to_each_other(production):
-    policy = _policy(_manifests(_build(production)), "allow-server-cluster")
+    policy = network_policy(manifests_of(build(production), "vault"), "allow-server-cluster")
     peers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "vault"}},
               "podSelector": {"matchLabels": SERVER}}]
     ports = [{"protocol": "TCP", "port": 8200}, {"protocol": "TCP", "port": 8201}]
@@ -259,12 +209,13 @@ def test_servers_forward_to_each_other(production):
 
 
 def test_api_is_open_to_external_secrets_and_monitoring_only(production):
-    [rule] = _policy(_manifests(_build(production)), "allow-api-clients")["ingress"]
+    [rule] = network_policy(manifests_of(build(production), "vault"), "allow-api-clients")["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8200}]
     namespaces = [peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in rule["from"]]
     assert namespaces == ["external-secrets", "monitoring"]
 
 
 def test_generated_documents_share_no_objects(production):
-    spec = _build(production, injector=True)
-    assert "&id" not in yaml.safe_dump_all(_manifests(spec)) + yaml.safe_dump(_values(spec))
+    spec = build(production, vault={"injector": True})
+    text = yaml.safe_dump_all(manifests_of(spec, "vault")) + yaml.safe_dump(values_of(spec, "vault"))
+    assert "&id" not in text
