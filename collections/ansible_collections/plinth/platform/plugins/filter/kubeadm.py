@@ -1,0 +1,66 @@
+# -*- coding: utf-8 -*-
+# Copyright: Plinth contributors
+# SPDX-License-Identifier: Apache-2.0
+"""kubeadm configuration filters; the logic lives in module_utils/kubeadm.py."""
+
+from __future__ import absolute_import, annotations, division, print_function
+
+import json
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.plinth.platform.plugins.module_utils import kubeadm
+from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
+
+__metaclass__ = type
+
+
+def _plain(value):
+    """Plain data: Ansible hands values back with its own tagged types, which YAML refuses."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _need_spec(spec, name):
+    if not isinstance(spec, dict) or "control_plane" not in spec or "node_pools" not in spec:
+        raise AnsibleFilterError("%s expects the output of plinth.platform.platform_spec, got %s"
+                                 % (name, type(spec).__name__))
+    return _plain(spec)
+
+
+def _call(what, function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except SpecError as exc:
+        count = len(exc.errors)
+        raise AnsibleFilterError("cannot render %s (%d problem%s):\n  - %s"
+                                 % (what, count, "" if count == 1 else "s", "\n  - ".join(exc.errors)))
+
+
+def kubeadm_init_config(spec, host, options=None, certificate_key=None):
+    spec = _need_spec(spec, "kubeadm_init_config")
+    return _call("the kubeadm init configuration of %s" % host, kubeadm.init_config, spec, str(host),
+                 _plain(options or {}), certificate_key=_plain(certificate_key))
+
+
+def kubeadm_join_config(spec, host, options=None, token=None, ca_cert_hashes=None, certificate_key=None,
+                        control_plane=False):
+    spec = _need_spec(spec, "kubeadm_join_config")
+    if not isinstance(control_plane, bool):
+        raise AnsibleFilterError("kubeadm_join_config: control_plane must be true or false, got %r" % (control_plane,))
+    return _call("the kubeadm join configuration of %s" % host, kubeadm.join_config, spec, str(host),
+                 _plain(options or {}), token=_plain(token), ca_cert_hashes=_plain(ca_cert_hashes),
+                 certificate_key=_plain(certificate_key), control_plane=control_plane)
+
+
+def kubeadm_control_plane_files(options, encryption_keys=None):
+    return _call("the API server's files", kubeadm.control_plane_file_texts, _plain(options or {}),
+                 _plain(encryption_keys))
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "kubeadm_init_config": kubeadm_init_config,
+            "kubeadm_join_config": kubeadm_join_config,
+            "kubeadm_control_plane_files": kubeadm_control_plane_files,
+        }
