@@ -1,0 +1,171 @@
+"""The binary build's go.mod generation and the artifact mirror, without Go or a network."""
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import artifact_mirror  # noqa: E402
+import build_kubernetes  # noqa: E402
+
+KUBERNETES_GO_MOD = """\
+// generated
+module k8s.io/kubernetes
+
+go 1.26.0
+
+godebug default=go1.26
+
+require (
+\tgithub.com/example/dep v1.2.3
+\tk8s.io/api v0.0.0
+\tk8s.io/unpublished v0.0.0 // indirect
+)
+
+require k8s.io/client-go v0.0.0
+
+replace (
+\tk8s.io/api => ./staging/src/k8s.io/api
+\tk8s.io/client-go => ./staging/src/k8s.io/client-go
+\tk8s.io/unpublished => ./staging/src/k8s.io/unpublished
+\tk8s.io/not-required => ./staging/src/k8s.io/not-required
+\tgithub.com/example/dep => github.com/fork/dep v1.2.4
+)
+"""
+
+
+@pytest.fixture
+def kubernetes_mod(tmp_path):
+    path = tmp_path / "kubernetes.mod"
+    path.write_text(KUBERNETES_GO_MOD)
+    return build_kubernetes.read_go_mod(str(path))
+
+
+def test_read_go_mod_collects_blocks_and_single_lines(kubernetes_mod):
+    assert kubernetes_mod["go"] == "1.26.0"
+    assert kubernetes_mod["godebug"] == ["default=go1.26"]
+    assert kubernetes_mod["require"] == {
+        "github.com/example/dep": "v1.2.3", "k8s.io/api": "v0.0.0",
+        "k8s.io/unpublished": "v0.0.0", "k8s.io/client-go": "v0.0.0"}
+    assert ("k8s.io/api", "./staging/src/k8s.io/api") in kubernetes_mod["replace"]
+
+
+def test_staging_modules_point_at_their_published_release(kubernetes_mod, tmp_path, monkeypatch):
+    published = {"k8s.io/api", "k8s.io/client-go"}
+    monkeypatch.setattr(build_kubernetes, "module_info",
+                        lambda module, version: {"Version": version} if module in published else None)
+    replaces, stubs = build_kubernetes.staging_replacements(
+        kubernetes_mod, "v0.36.3", str(tmp_path / "stubs"))
+    stub_dir = tmp_path / "stubs" / "k8s.io" / "unpublished"
+    assert replaces == [
+        "k8s.io/api => k8s.io/api v0.36.3",
+        "k8s.io/client-go => k8s.io/client-go v0.36.3",
+        "k8s.io/unpublished => %s" % stub_dir,
+        "github.com/example/dep => github.com/fork/dep v1.2.4",
+    ]
+    assert stubs == ["k8s.io/unpublished"]
+    assert (stub_dir / "go.mod").read_text() == "module k8s.io/unpublished\n"
+
+
+def test_work_module_requires_the_release_and_repeats_go_settings(kubernetes_mod, tmp_path):
+    build_kubernetes.write_work_module(str(tmp_path), "k8s.io/kubernetes", "v1.36.3",
+                                       kubernetes_mod, ["k8s.io/api => k8s.io/api v0.36.3"])
+    text = (tmp_path / "go.mod").read_text()
+    assert text == ("module plinth.build/kubernetes\n\ngo 1.26.0\n\ngodebug default=go1.26\n\n"
+                    "require k8s.io/kubernetes v1.36.3\n\n"
+                    "replace (\n\tk8s.io/api => k8s.io/api v0.36.3\n)\n")
+
+
+def test_plain_module_with_local_replace_is_refused():
+    go_mod = {"replace": [("example.com/a", "./a")]}
+    with pytest.raises(build_kubernetes.BuildError, match="example.com/a"):
+        build_kubernetes.module_replacements(go_mod)
+
+
+def test_ldflags_stamp_both_version_packages(tmp_path):
+    info_file = tmp_path / "v1.36.3.info"
+    info_file.write_text(json.dumps({"Version": "v1.36.3", "Time": "2026-07-22T18:07:38Z"}))
+    flags = build_kubernetes.kubernetes_ldflags({"Version": "v1.36.3", "Info": str(info_file)},
+                                                (1, 36, 3))
+    assert flags.startswith("-s -w ")
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        for key, value in (("gitVersion", "v1.36.3"), ("gitMajor", "1"), ("gitMinor", "36"),
+                           ("gitTreeState", "archive"), ("gitCommit", ""),
+                           ("buildDate", "2026-07-22T18:07:38Z")):
+            assert "-X '%s.%s=%s'" % (package, key, value) in flags
+
+
+@pytest.mark.parametrize("text", ["1.36", "v1.36.3-rc.0", "latest"])
+def test_version_must_be_a_release(text):
+    with pytest.raises(build_kubernetes.BuildError, match="MAJOR.MINOR.PATCH"):
+        build_kubernetes.parse_version(text)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    bin_dir = tmp_path / "cache" / "kubernetes" / "v1.36.3" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name, content in (("kubeadm", b"kubeadm-bytes"), ("crictl", b"crictl-bytes")):
+        (bin_dir / name).write_bytes(content)
+    (bin_dir.parent / "build-info.json").write_text(json.dumps(
+        {"binaries": {"crictl": {"version": "v1.36.0", "arch": "amd64"}}}))
+    return tmp_path / "cache"
+
+
+def run_mirror(*args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "artifact_mirror.py")]
+                          + list(args), capture_output=True, text=True, check=True).stdout
+
+
+def test_layout_writes_binaries_checksums_and_manifest(cache, tmp_path):
+    mirror = tmp_path / "mirror"
+    first = run_mirror("--mirror", str(mirror), "layout", "--version", "1.36.3",
+                       "--cache", str(cache))
+    version_dir = mirror / "kubernetes" / "v1.36.3"
+    digest = hashlib.sha256(b"kubeadm-bytes").hexdigest()
+    assert (version_dir / "bin/linux/amd64/kubeadm").read_bytes() == b"kubeadm-bytes"
+    assert (version_dir / "bin/linux/amd64/kubeadm.sha256").read_text() == digest + "\n"
+    assert "%s  bin/linux/amd64/kubeadm\n" % digest in (version_dir / "SHA256SUMS").read_text()
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    entries = {entry["name"]: entry for entry in manifest["artifacts"]}
+    assert entries["kubeadm"] == {"name": "kubeadm", "version": "v1.36.3", "os": "linux",
+                                  "arch": "amd64", "sha256": digest, "size": 13,
+                                  "path": "kubernetes/v1.36.3/bin/linux/amd64/kubeadm"}
+    assert entries["crictl"]["version"] == "v1.36.0"
+    assert "copied" in first
+    second = run_mirror("--mirror", str(mirror), "layout", "--version", "1.36.3",
+                        "--cache", str(cache))
+    assert "copied" not in second and "wrote" not in second
+    subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=version_dir, check=True)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_and_stop(cache, tmp_path):
+    mirror = tmp_path / "mirror"
+    pid_file = tmp_path / "run" / "mirror.pid"
+    common = ["--mirror", str(mirror), "--pid-file", str(pid_file)]
+    run_mirror(*common, "layout", "--version", "1.36.3", "--cache", str(cache))
+    port = free_port()
+    run_mirror(*common, "serve", "--address", "127.0.0.1:%d" % port)
+    try:
+        url = "http://127.0.0.1:%d/kubernetes/v1.36.3/bin/linux/amd64/kubeadm" % port
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert response.read() == b"kubeadm-bytes"
+        assert artifact_mirror.is_our_server(artifact_mirror.read_pid(str(pid_file)))
+    finally:
+        stopped = run_mirror(*common, "stop")
+    assert stopped.startswith("stopped pid")
+    assert not pid_file.exists()
