@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: demo render test unit lint sanity molecule bench clean
+.PHONY: demo render test test-nodes unit lint sanity molecule bench clean
 
 demo: $(STAMP)
 	$(BIN)/ansible-playbook -i inventories/$(ENV) playbooks/render.yml
@@ -17,6 +17,11 @@ render: demo
 
 test: $(STAMP)
 	$(BIN)/python scripts/test.py
+
+# Real Debian hosts (systemd-nspawn, root) running preflight and nodes.yml for real.
+test-nodes: $(STAMP)
+	scripts/install_test_hosts.sh
+	$(BIN)/python scripts/test.py nodes
 
 unit: $(STAMP)
 	$(BIN)/python scripts/test.py unit

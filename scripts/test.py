@@ -1,6 +1,7 @@
 """Run Plinth's whole test suite, stage by stage, and end with one tally line.
 
-    python scripts/test.py [stage ...]      stages: unit sanity units lint molecule
+    python scripts/test.py [stage ...]      stages: unit sanity units lint molecule nodes
+                                            (default: all but nodes)
 
 Pytest-based stages count their test cases (read from JUnit XML); other stages
 count as one test each. The last line reads ``N passed, N failed``.
@@ -60,11 +61,14 @@ STAGES = {
     "units": command_stage("bash", os.path.join(ROOT, "scripts", "ansible_test.sh"), "units"),
     "lint": command_stage("bash", os.path.join(ROOT, "scripts", "lint.sh")),
     "molecule": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "render"),
+    # Not in the default run yet: real hosts need root and a few minutes (make test-nodes).
+    "nodes": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "nodes"),
 }
+DEFAULT = ("unit", "sanity", "units", "lint", "molecule")
 
 
 def main(names):
-    names = names or list(STAGES)
+    names = names or list(DEFAULT)
     passed = failed = 0
     lines = []
     for name in names:

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install what the real-host test scenarios need on the test machine (Debian):
+# systemd-nspawn, debootstrap, namespace and SSH tools, and the repository tools
+# the nodes scenario uses to serve a signed package repository. Needs root.
+set -euo pipefail
+missing=()
+for tool in systemd-nspawn:systemd-container debootstrap:debootstrap ip:iproute2 ssh:openssh-client \
+            nc:netcat-openbsd dpkg-scanpackages:dpkg-dev gpg:gnupg; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends "${missing[@]}"
+fi
+command -v go >/dev/null 2>&1 || { echo "the go tool is missing: the scenario builds kubeadm, kubelet and kubectl from Go modules" >&2; exit 1; }
