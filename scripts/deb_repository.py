@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from artifact_mirror import default_cache, sha256_of  # the same cache and digests as the mirror
+
 REVISION = "1.1"
 KEY_NAME = "Plinth test package repository"
 
@@ -61,20 +63,8 @@ ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELE
 POSTINST_RELOAD = "#!/bin/sh\nset -e\nif [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi\n"
 
 
-def default_cache():
-    return os.environ.get("PLINTH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "plinth")
-
-
 def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def crictl_version(release_dir, minor):
