@@ -201,6 +201,16 @@ def Any(default=REQUIRED, **kw):
     return Field("any", default, **kw)
 
 
+def Resources(cpu_request, memory_request, cpu_limit, memory_limit, **kw):
+    """Container requests and limits, each a Kubernetes quantity with its default."""
+    def quantity_field(default):
+        return Str(default, checks=[quantity])
+    return Dict({
+        "requests": Dict({"cpu": quantity_field(cpu_request), "memory": quantity_field(memory_request)}),
+        "limits": Dict({"cpu": quantity_field(cpu_limit), "memory": quantity_field(memory_limit)}),
+    }, **kw)
+
+
 _TYPE_NAMES = {"str": "a string", "int": "an integer", "bool": "true or false", "float": "a number",
                "dict": "a mapping", "map": "a mapping", "list": "a list"}
 

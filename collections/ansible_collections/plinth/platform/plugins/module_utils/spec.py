@@ -45,12 +45,7 @@ POOL = s.Dict({
     "taints": s.List(TAINT, default=[]),
 })
 
-RESOURCES = s.Dict({
-    "requests": s.Dict({"cpu": s.Str("100m", checks=[s.quantity]),
-                        "memory": s.Str("128Mi", checks=[s.quantity])}),
-    "limits": s.Dict({"cpu": s.Str("1", checks=[s.quantity]),
-                      "memory": s.Str("512Mi", checks=[s.quantity])}),
-})
+RESOURCES = s.Resources("100m", "128Mi", "1", "512Mi")
 
 APP = s.Dict({
     "name": s.Str(checks=[s.dns_label]),

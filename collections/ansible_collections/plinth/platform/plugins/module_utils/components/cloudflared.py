@@ -51,12 +51,7 @@ OPTIONS = {
     }),
     "token_vault_path": s.Str("platform/cloudflared", checks=[vault_path],
                               doc="Vault KV path whose property 'token' holds the tunnel token"),
-    "resources": s.Dict({
-        "requests": s.Dict({"cpu": s.Str("50m", checks=[s.quantity]),
-                            "memory": s.Str("64Mi", checks=[s.quantity])}),
-        "limits": s.Dict({"cpu": s.Str("500m", checks=[s.quantity]),
-                          "memory": s.Str("256Mi", checks=[s.quantity])}),
-    }),
+    "resources": s.Resources("50m", "64Mi", "500m", "256Mi"),
 }
 
 

@@ -73,12 +73,7 @@ COMPONENT = Component(
     enabled=True, pod_security="restricted",
     options={
         "replicas": s.Int(2, minimum=1, doc="operator pods (leader election; every pod serves the webhooks)"),
-        "resources": s.Dict({
-            "requests": s.Dict({"cpu": s.Str("100m", checks=[s.quantity]),
-                                "memory": s.Str("256Mi", checks=[s.quantity])}),
-            "limits": s.Dict({"cpu": s.Str("1", checks=[s.quantity]),
-                              "memory": s.Str("512Mi", checks=[s.quantity])}),
-        }),
+        "resources": s.Resources("100m", "256Mi", "1", "512Mi"),
     },
     check=check,
     releases=[Release(RELEASE, 10, CHART, values=values, manifests=manifests,

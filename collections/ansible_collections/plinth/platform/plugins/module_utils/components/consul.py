@@ -56,12 +56,7 @@ OPTIONS = {
     "storage_class": s.Str(None, nullable=True, checks=[s.dns_subdomain],
                            doc="StorageClass of the server PVCs; default: rook_ceph.storage_class "
                                "when Rook-Ceph is enabled, else the cluster default."),
-    "resources": s.Dict({
-        "requests": s.Dict({"cpu": s.Str("100m", checks=[s.quantity]),
-                            "memory": s.Str("256Mi", checks=[s.quantity])}),
-        "limits": s.Dict({"cpu": s.Str("1", checks=[s.quantity]),
-                          "memory": s.Str("512Mi", checks=[s.quantity])}),
-    }, doc="Requests and limits of each server container."),
+    "resources": s.Resources("100m", "256Mi", "1", "512Mi", doc="Requests and limits of each server container."),
     "ui": s.Bool(False, doc="Serve the Consul web UI from the servers (ClusterIP Service consul-ui)."),
     "acls": s.Bool(False, doc="Let the chart bootstrap and manage ACLs (default deny); Vault then "
                               "reads its Consul token from vault.consul_token_secret_name."),

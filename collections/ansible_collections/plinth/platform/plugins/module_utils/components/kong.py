@@ -53,15 +53,6 @@ def pg_identifier(value):
     return None
 
 
-def _resources(cpu_request, memory_request, cpu_limit, memory_limit):
-    return s.Dict({
-        "requests": s.Dict({"cpu": s.Str(cpu_request, checks=[s.quantity]),
-                            "memory": s.Str(memory_request, checks=[s.quantity])}),
-        "limits": s.Dict({"cpu": s.Str(cpu_limit, checks=[s.quantity]),
-                          "memory": s.Str(memory_limit, checks=[s.quantity])}),
-    })
-
-
 DATABASE = s.Dict({
     "mode": s.Str("cloudnative-pg", choices=MODES,
                   doc="cloudnative-pg: a PostgreSQL Cluster in Kong's namespace; external: an existing server"),
@@ -84,7 +75,7 @@ DATABASE = s.Dict({
     "storage_class": s.Str(None, nullable=True,
                            doc="default: rook_ceph.storage_class when rook_ceph is enabled, else the cluster default"),
     "image": s.Str(None, nullable=True, doc="PostgreSQL image; default: the operator's default"),
-    "resources": _resources("250m", "512Mi", "1", "1Gi"),
+    "resources": s.Resources("250m", "512Mi", "1", "1Gi"),
 })
 
 
@@ -432,8 +423,8 @@ COMPONENT = Component(
         "replicas": s.Int(3, minimum=1, doc="gateway pods, at most one per host of the pool"),
         "proxy_service_type": s.Str("LoadBalancer", choices=("ClusterIP", "NodePort", "LoadBalancer"),
                                     doc="type of the proxy Service"),
-        "resources": _resources("500m", "512Mi", "2", "2Gi"),
-        "controller_resources": _resources("100m", "128Mi", "500m", "512Mi"),
+        "resources": s.Resources("500m", "512Mi", "2", "2Gi"),
+        "controller_resources": s.Resources("100m", "128Mi", "500m", "512Mi"),
         "database": DATABASE,
     },
     check=check,

@@ -64,12 +64,7 @@ OPTIONS = {
     "consul_token_secret_name": s.Str("vault-consul-token", checks=[s.dns_subdomain],
                                       doc="Secret in Vault's namespace whose key 'token' is Vault's Consul "
                                           "ACL token; read only when consul.acls is true."),
-    "resources": s.Dict({
-        "requests": s.Dict({"cpu": s.Str("250m", checks=[s.quantity]),
-                            "memory": s.Str("256Mi", checks=[s.quantity])}),
-        "limits": s.Dict({"cpu": s.Str("2", checks=[s.quantity]),
-                          "memory": s.Str("1Gi", checks=[s.quantity])}),
-    }, doc="Requests and limits of each Vault server container."),
+    "resources": s.Resources("250m", "256Mi", "2", "1Gi", doc="Requests and limits of each Vault server container."),
 }
 
 
