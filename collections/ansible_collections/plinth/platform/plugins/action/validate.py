@@ -9,7 +9,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec, host_addresses
 
 __metaclass__ = type
 
@@ -33,10 +33,8 @@ class ActionModule(ActionBase):
         variables = dict((name, self._template(task_vars[name]))
                          for name in task_vars if name.startswith("plinth_") and name != fact)
         groups = self._template(task_vars.get("groups", {}))
-        hostvars = {}
-        for host in sorted(set(h for members in groups.values() for h in members)):
-            address = task_vars["hostvars"][host].get("ansible_host")
-            hostvars[host] = {"ansible_host": self._template(address)} if address else {}
+        hostvars = host_addresses(
+            groups, lambda host: self._template(task_vars["hostvars"][host].get("ansible_host")))
 
         try:
             spec = build_spec(variables, groups, hostvars)

@@ -12,28 +12,23 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.plinth.platform.plugins.module_utils import gitops
 from ansible_collections.plinth.platform.plugins.module_utils.components import registry
 from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec, host_addresses
 
 __metaclass__ = type
 
 
-def _host_addresses(hostvars, groups):
-    hosts = set()
-    for members in (groups or {}).values():
-        hosts.update(members)
-    found = {}
-    for host in sorted(hosts):
+def _address_in(hostvars):
+    def address_of(host):
         try:
-            address = hostvars[host].get("ansible_host")
+            return hostvars[host].get("ansible_host")
         except (KeyError, TypeError, AttributeError):
-            address = None
-        found[host] = {"ansible_host": address} if address else {}
-    return found
+            return None
+    return address_of
 
 
 def platform_spec(variables, groups, hostvars=None):
     try:
-        return build_spec(variables, groups, _host_addresses(hostvars or {}, groups))
+        return build_spec(variables, groups, host_addresses(groups, _address_in(hostvars or {})))
     except SpecError as exc:
         raise AnsibleFilterError(str(exc))
 

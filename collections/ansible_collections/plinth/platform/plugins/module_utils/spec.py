@@ -115,6 +115,18 @@ def _component_field(component):
     return s.Dict(fields)
 
 
+def host_addresses(groups, address_of):
+    """``{host: {"ansible_host": address}}`` for every inventory host, as build_spec reads it.
+
+    ``address_of(host)`` returns the host's ``ansible_host``, or None when it has none.
+    """
+    found = {}
+    for host in sorted(set(h for members in (groups or {}).values() for h in members)):
+        address = address_of(host)
+        found[host] = {"ansible_host": address} if address else {}
+    return found
+
+
 def build_spec(variables, groups, hostvars=None):
     """Validate inventory ``variables`` (the ``plinth_*`` ones) against ``groups``.
 
