@@ -148,17 +148,21 @@ def _repo_path(spec, path):
     return "%s/%s" % (prefix, path) if prefix else path
 
 
-def _chart_source(spec, chart, release_name, values_file):
-    helm = {"releaseName": release_name, "valueFiles": ["$values/%s" % _repo_path(spec, values_file)]}
+def _chart_location(spec, chart):
+    """Where Argo CD finds a chart: repoURL plus chart name or path, and the pinned revision."""
     repo = chart["repo"]
     if repo.startswith("oci://"):
-        return {"repoURL": repo[len("oci://"):], "chart": chart["name"],
-                "targetRevision": chart["version"], "helm": helm}
+        return {"repoURL": repo[len("oci://"):], "chart": chart["name"], "targetRevision": chart["version"]}
     if repo.startswith(("http://", "https://")):
-        return {"repoURL": repo, "chart": chart["name"], "targetRevision": chart["version"], "helm": helm}
+        return {"repoURL": repo, "chart": chart["name"], "targetRevision": chart["version"]}
     # A local chart path means a chart kept inside the GitOps repository itself.
     return {"repoURL": spec["gitops"]["repo_url"], "targetRevision": spec["gitops"]["revision"],
-            "path": _repo_path(spec, repo.replace("file://", "").lstrip("./")), "helm": helm}
+            "path": _repo_path(spec, repo.replace("file://", "").lstrip("./"))}
+
+
+def _chart_source(spec, chart, release_name, values_file):
+    helm = {"releaseName": release_name, "valueFiles": ["$values/%s" % _repo_path(spec, values_file)]}
+    return dict(_chart_location(spec, chart), helm=helm)
 
 
 def application(spec, name, project, namespace, wave, chart, values_file, raw_folder,
@@ -233,8 +237,7 @@ def _source_repos(spec, project):
         charts = [settings.get(release.chart_option) for component, release, settings in releases(spec)
                   if component.project == project and release.chart is not None]
     for chart in charts:
-        source = _chart_source(spec, chart, "x", "x")
-        repos.add(source["repoURL"])
+        repos.add(_chart_location(spec, chart)["repoURL"])
     return repos
 
 
