@@ -61,6 +61,13 @@ def helm_values(spec, release):
     raise AnsibleFilterError("unknown release %r (known: %s)" % (release, ", ".join(known)))
 
 
+def helm_release(spec, release, chart_root=None):
+    try:
+        return gitops.helm_release(_need_spec(spec, "helm_release"), release, chart_root)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -68,4 +75,5 @@ class FilterModule(object):
             "gitops_files": gitops_files,
             "gitops_summary": gitops_summary,
             "helm_values": helm_values,
+            "helm_release": helm_release,
         }

@@ -10,6 +10,8 @@ deterministic: sorted keys, stable order, one document per raw manifest file.
 
 from __future__ import absolute_import, annotations, division, print_function
 
+import posixpath
+
 try:
     import yaml
 except ImportError:  # PyYAML comes with ansible-core on the controller, where this runs
@@ -158,6 +160,38 @@ def _chart_location(spec, chart):
     # A local chart path means a chart kept inside the GitOps repository itself.
     return {"repoURL": spec["gitops"]["repo_url"], "targetRevision": spec["gitops"]["revision"],
             "path": _repo_path(spec, repo.replace("file://", "").lstrip("./"))}
+
+
+def helm_release(spec, name, chart_root=None):
+    """How Ansible installs release ``name`` at bootstrap, exactly as its Application will manage it.
+
+    Returns ``{name, namespace, chart_ref, chart_repo_url, chart_version, values}`` in the
+    terms of ``helm install``.  A local chart path is a chart kept in the GitOps repository:
+    a relative one is resolved against ``chart_root`` (the repository's local clone).
+    """
+    for component, release, settings in releases(spec):
+        if release.name != name or release.chart is None:
+            continue
+        chart = settings[release.chart_option]
+        found = {"name": name, "namespace": release.namespace or settings["namespace"],
+                 "chart_ref": chart["name"], "chart_repo_url": chart["repo"],
+                 "chart_version": chart["version"],
+                 "values": release.values(spec, settings) if release.values else {}}
+        repo = chart["repo"]
+        if repo.startswith("oci://"):
+            found.update(chart_ref="%s/%s" % (repo.rstrip("/"), chart["name"]), chart_repo_url=None)
+        elif not repo.startswith(("http://", "https://")):
+            path = repo[len("file://"):] if repo.startswith("file://") else repo
+            if not posixpath.isabs(path):
+                if not chart_root:
+                    raise ValueError("release %r uses the chart path %r inside the GitOps repository: "
+                                     "give the folder of its local clone" % (name, repo))
+                path = posixpath.join(chart_root, _repo_path(spec, posixpath.normpath(path)))
+            found.update(chart_ref=path, chart_repo_url=None, chart_version=None)
+        return found
+    known = sorted(r.name for _, r, _ in releases(spec) if r.chart is not None)
+    raise ValueError("release %r is not an enabled Helm release of this inventory (enabled: %s)"
+                     % (name, ", ".join(known)))
 
 
 def _chart_source(spec, chart, release_name, values_file):

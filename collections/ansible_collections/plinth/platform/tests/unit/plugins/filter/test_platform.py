@@ -26,7 +26,7 @@ def _releases(with_values):
 
 def test_filters_are_exported():
     assert sorted(platform.FilterModule().filters()) == [
-        "gitops_files", "gitops_summary", "helm_values", "platform_spec"]
+        "gitops_files", "gitops_summary", "helm_release", "helm_values", "platform_spec"]
 
 
 def test_platform_spec_of_the_example_inventory(production):
@@ -102,3 +102,15 @@ def test_gitops_files_renders_text_files(production):
 def test_gitops_summary_names_the_environment(production):
     summary = platform.gitops_summary(_spec(production))
     assert summary["environment"] == production[0]["plinth_environment"]
+
+
+def test_helm_release_errors_are_filter_errors(production):
+    with pytest.raises(AnsibleFilterError) as exc:
+        platform.helm_release(_spec(production), "nope")
+    assert "release 'nope' is not an enabled Helm release" in str(exc.value)
+
+
+def test_helm_release_rejects_anything_but_a_spec():
+    with pytest.raises(AnsibleFilterError) as exc:
+        platform.helm_release("production", "cilium")
+    assert "helm_release expects the output of plinth.platform.platform_spec, got str" in str(exc.value)

@@ -207,3 +207,68 @@ def test_chart_reference_kinds(production, repo, expected):
     source = docs(files["clusters/production/apps/apps-store-api.yaml"])[0]["spec"]["sources"][0]
     for key, value in expected.items():
         assert source[key] == value
+
+
+def _with_cilium_chart(inventory, repo):
+    variables, groups, hostvars = inventory
+    components = variables.setdefault("plinth_components", {})
+    components.setdefault("cilium", {})["chart"] = {"repo": repo, "name": "cilium", "version": "1.20.0"}
+    return build_spec(variables, groups, hostvars)
+
+
+def test_helm_release_installs_what_the_application_manages(production):
+    spec = build_spec(*production)
+    release = gitops.helm_release(spec, "cilium")
+    app = docs(gitops.render(spec)["clusters/production/apps/infra-cilium.yaml"])[0]
+    chart_source = app["spec"]["sources"][0]
+    assert (release["name"], release["namespace"]) == (chart_source["helm"]["releaseName"],
+                                                        app["spec"]["destination"]["namespace"])
+    assert (release["chart_repo_url"], release["chart_ref"], release["chart_version"]) == (
+        chart_source["repoURL"], chart_source["chart"], chart_source["targetRevision"])
+    values = docs(gitops.render(spec)["infra/cilium/values-production.yaml"])[0]
+    assert release["values"] == values
+
+
+@pytest.mark.parametrize("repo,ref,repo_url,version", [
+    ("oci://registry.example.com/charts/", "oci://registry.example.com/charts/cilium", None, "1.20.0"),
+    ("/srv/charts/cilium", "/srv/charts/cilium", None, None),
+    ("file:///srv/charts/cilium", "/srv/charts/cilium", None, None),
+    ("./charts/cilium", "/clone/charts/cilium", None, None),
+])
+def test_helm_release_chart_reference_kinds(production, repo, ref, repo_url, version):
+    release = gitops.helm_release(_with_cilium_chart(production, repo), "cilium", "/clone")
+    assert (release["chart_ref"], release["chart_repo_url"], release["chart_version"]) == (ref, repo_url, version)
+
+
+def test_helm_release_local_chart_honours_the_repository_path(production):
+    variables, groups, hostvars = production
+    variables["plinth_gitops"]["path"] = "platform/"
+    spec = _with_cilium_chart((variables, groups, hostvars), "./charts/cilium")
+    assert gitops.helm_release(spec, "cilium", "/clone")["chart_ref"] == "/clone/platform/charts/cilium"
+
+
+def test_helm_release_local_chart_needs_the_clone(production):
+    spec = _with_cilium_chart(production, "./charts/cilium")
+    with pytest.raises(ValueError) as exc:
+        gitops.helm_release(spec, "cilium")
+    assert str(exc.value) == ("release 'cilium' uses the chart path './charts/cilium' inside the GitOps "
+                              "repository: give the folder of its local clone")
+
+
+@pytest.mark.parametrize("name", ["nope", "cloudflared"])
+def test_helm_release_names_the_enabled_releases(production, name):
+    spec = build_spec(*production)
+    with pytest.raises(ValueError) as exc:
+        gitops.helm_release(spec, name)
+    message = str(exc.value)
+    assert message.startswith("release %r is not an enabled Helm release of this inventory (enabled: " % name)
+    assert "argo-cd, " in message and "cloudflared" not in message.split("(")[1]
+
+
+def test_helm_release_of_a_disabled_component(production):
+    variables, groups, hostvars = production
+    assert gitops.helm_release(build_spec(*production), "metrics-server")["name"] == "metrics-server"
+    variables["plinth_components"]["metrics_server"] = {"enabled": False}
+    spec = build_spec(variables, groups, hostvars)
+    with pytest.raises(ValueError):
+        gitops.helm_release(spec, "metrics-server")
