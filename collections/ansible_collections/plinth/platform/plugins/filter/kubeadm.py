@@ -57,10 +57,18 @@ def kubeadm_control_plane_files(options, encryption_keys=None):
                  _plain(encryption_keys))
 
 
+def kubeadm_encryption_keys(text):
+    try:
+        return kubeadm.encryption_keys_in(text)
+    except (ValueError, AttributeError, KeyError, TypeError) as exc:
+        raise AnsibleFilterError("kubeadm_encryption_keys: not an EncryptionConfiguration (%s)" % type(exc).__name__)
+
+
 class FilterModule(object):
     def filters(self):
         return {
             "kubeadm_init_config": kubeadm_init_config,
             "kubeadm_join_config": kubeadm_join_config,
             "kubeadm_control_plane_files": kubeadm_control_plane_files,
+            "kubeadm_encryption_keys": kubeadm_encryption_keys,
         }

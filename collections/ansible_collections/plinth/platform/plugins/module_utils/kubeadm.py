@@ -575,6 +575,22 @@ def encryption_config(keys, options=None, prefix="control_plane_"):
     return _encryption_config(keys, opts)
 
 
+def encryption_keys_in(text):
+    """The ``{name, secret}`` keys of an EncryptionConfiguration's first keyed provider, or [].
+
+    Lets a role keep the keys a cluster already encrypts with when the
+    inventory names none.
+    """
+    doc = gitops.yaml.safe_load(text) if text else None
+    resources = doc.get("resources") if isinstance(doc, dict) else None
+    for resource in resources or []:
+        for provider in resource.get("providers") or []:
+            for body in provider.values():
+                if isinstance(body, dict) and body.get("keys"):
+                    return [{"name": k["name"], "secret": k["secret"]} for k in body["keys"]]
+    return []
+
+
 def _encryption_config(keys, opts):
     provider = {opts["encryption_provider"]: {"keys": [{"name": k["name"], "secret": k["secret"]} for k in keys]}}
     return {

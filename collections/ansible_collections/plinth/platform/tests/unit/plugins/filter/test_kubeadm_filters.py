@@ -28,7 +28,7 @@ def _spec(inventory):
 
 def test_filters_are_exported():
     assert sorted(filters.FilterModule().filters()) == [
-        "kubeadm_control_plane_files", "kubeadm_init_config", "kubeadm_join_config"]
+        "kubeadm_control_plane_files", "kubeadm_encryption_keys", "kubeadm_init_config", "kubeadm_join_config"]
 
 
 def test_init_config_is_yaml_text(production):
@@ -72,3 +72,9 @@ def test_problems_become_filter_errors(production):
         filters.kubeadm_init_config({"cluster_name": "x"}, "cp-1")
     with pytest.raises(AnsibleFilterError, match="control_plane_encryption_keys: got nothing"):
         filters.kubeadm_control_plane_files({})
+
+
+def test_encryption_keys_filter_refuses_other_text():
+    with pytest.raises(AnsibleFilterError) as exc:
+        filters.kubeadm_encryption_keys("resources: [1]\n")
+    assert "kubeadm_encryption_keys: not an EncryptionConfiguration" in str(exc.value)

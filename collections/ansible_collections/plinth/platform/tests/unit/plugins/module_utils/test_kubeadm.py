@@ -618,3 +618,17 @@ def test_run_time_secrets_are_checked_without_showing_them():
         "certificate_key: got '<redacted, 64 characters>'; is for control-plane joins only"]
     assert problems(kubeadm.init_documents, spec, "cp-1", None, "xyz") == [
         "certificate_key: got '<redacted, 3 characters>'; must be 64 hexadecimal digits"]
+
+
+def test_encryption_keys_read_back_from_the_written_file():
+    keys = [{"name": "key-2", "secret": base64.b64encode(b"b" * 32).decode()},
+            {"name": "key-1", "secret": base64.b64encode(b"a" * 32).decode()}]
+    for provider in ("secretbox", "aescbc"):
+        texts = kubeadm.control_plane_file_texts({"encryption_provider": provider}, keys)
+        assert kubeadm.encryption_keys_in(texts["/etc/kubernetes/encryption/config.yaml"]) == keys
+
+
+@pytest.mark.parametrize("text", ["", None, "kind: Policy\n", "resources: []\n",
+                                  "resources:\n- providers:\n  - identity: {}\n"])
+def test_encryption_keys_of_a_file_without_keys(text):
+    assert kubeadm.encryption_keys_in(text) == []
