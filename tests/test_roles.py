@@ -6,6 +6,8 @@ import re
 import pytest
 import yaml
 
+from ansible_collections.plinth.platform.plugins.module_utils import kubeadm
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROLES_DIR = os.path.join(ROOT, "roles")
 ROLES = sorted(name for name in os.listdir(ROLES_DIR) if os.path.isdir(os.path.join(ROLES_DIR, name)))
@@ -168,3 +170,18 @@ def test_registry_hosts_file_is_valid_toml(registry, settings, server, hosts):
     parsed = tomllib.loads(text)
     assert parsed.get("server") == server
     assert parsed.get("host") == hosts
+
+
+@pytest.mark.parametrize("role", ["control_plane", "node_join"])
+def test_kubeadm_options_mirror_the_generator(role):
+    """Every kubeadm option a role exposes is the generator's, with the generator's default."""
+    defaults = load(role, "defaults", "main.yml")
+    exposed = load(role, "vars", "main.yml")["__%s_options" % role]
+    assert all(value == "{{ %s_%s }}" % (role, key) for key, value in exposed.items())
+    generator = kubeadm.default_options()
+    assert set(exposed) <= set(generator)
+    for key in exposed:
+        expected = "" if generator[key] is None else generator[key]
+        assert defaults["%s_%s" % (role, key)] == expected, key
+    if role == "control_plane":
+        assert set(exposed) == set(generator)

@@ -112,3 +112,4 @@ def test_registry_mirrors_are_written_for_containerd(host):
 def test_containerd_keeps_oom_scores_within_its_own(host):
     # The test inventory turns restrict_oom_score_adj on: the hosts lack CAP_SYS_RESOURCE.
     assert json.loads(host.check_output("crictl info"))["config"]["restrictOOMScoreAdj"] is True
+
