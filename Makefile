@@ -8,20 +8,26 @@ STAMP    := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: demo render test test-nodes unit lint sanity molecule bench clean
+.PHONY: demo render test test-nodes test-cluster unit lint sanity molecule bench clean
 
 demo: $(STAMP)
 	$(BIN)/ansible-playbook -i inventories/$(ENV) playbooks/render.yml
 
 render: demo
 
+# Needs root: the nodes stage boots real test hosts (systemd-nspawn).
 test: $(STAMP)
+	scripts/install_test_hosts.sh
 	$(BIN)/python scripts/test.py
 
-# Real Debian hosts (systemd-nspawn, root) running preflight and nodes.yml for real.
+# Real Debian hosts (systemd-nspawn, root) running preflight, nodes.yml and the control plane's files.
 test-nodes: $(STAMP)
 	scripts/install_test_hosts.sh
 	$(BIN)/python scripts/test.py nodes
+
+# A real kube-apiserver and etcd on 127.0.0.1 (built from Go modules once, cached).
+test-cluster: $(STAMP)
+	$(BIN)/python scripts/test.py cluster
 
 unit: $(STAMP)
 	$(BIN)/python scripts/test.py unit

@@ -1,9 +1,12 @@
-"""Benchmark the render: `make bench`.
+"""Plinth's benchmarks: `make bench`, or `python scripts/bench.py [render] [nodes] [topology]`.
 
-Times `ansible-playbook playbooks/render.yml` (first render into an empty
-folder, then a no-op re-render) for the production example and for generated
-inventories with many business apps, plus the pure-Python part alone
-(build_spec + render), to show where the time goes and how it grows per app.
+render    times `ansible-playbook playbooks/render.yml` (first render into an empty
+          folder, then a no-op re-render) for the production example and for generated
+          inventories with many business apps, plus the pure-Python part alone
+          (build_spec + render), to show where the time goes and how it grows per app.
+nodes     preflight.yml and nodes.yml on three real test hosts (scripts/bench_nodes.py; root).
+topology  the node_topology role for 3, 30 and 300 nodes against a real API server
+          (scripts/bench_topology.py).
 """
 
 import copy
@@ -90,7 +93,7 @@ def measure(label, inventory_dir, inventory):
     return row
 
 
-def main():
+def render_bench():
     print("render benchmark: median of %d runs, seconds (wall)" % REPEAT)
     print("%-22s %6s %10s %10s %10s" % ("inventory", "files", "first", "no-op", "python"))
     rows = [measure("production example", os.path.join(ROOT, "inventories", "production"),
@@ -108,5 +111,17 @@ def main():
               % (n1, n2, (f2 - f1) / (n2 - n1) * 1000, (p2 - p1) / (n2 - n1) * 1000))
 
 
+def main(names):
+    import bench_nodes
+    import bench_topology
+
+    benches = {"render": render_bench, "nodes": bench_nodes.main, "topology": lambda: bench_topology.main([])}
+    for name in names or list(benches):
+        if name not in benches:
+            sys.exit("unknown benchmark %r (known: %s)" % (name, ", ".join(benches)))
+        benches[name]()
+        print(flush=True)
+
+
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

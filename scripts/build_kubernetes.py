@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build Kubernetes release binaries (and crictl) from their Go modules.
+"""Build Kubernetes release binaries (and crictl, and etcd) from their Go modules.
 
 k8s.io/kubernetes replaces its staging modules (k8s.io/api, k8s.io/client-go, ...)
 with local paths that are not part of its module archive, so it cannot be built
@@ -13,6 +13,12 @@ is already there is skipped, and each one is built to a temporary name and
 renamed into place, so an interrupted build never leaves a half-written file.
 The cache defaults to ${PLINTH_CACHE:-~/.cache/plinth}; it never lives in the
 repository. A cold kube-apiserver build takes about ten minutes on two cores.
+
+etcd is a binary of its own release train: `--binaries etcd` builds the etcd
+that kubeadm of the requested Kubernetes release runs (its DefaultEtcdVersion,
+or --etcd-version) from go.etcd.io/etcd/server/v3, whose go.mod replaces the
+other etcd modules with local paths just like Kubernetes' staging modules. It
+lands in <cache>/etcd/v<etcd version>/bin/etcd.
 
 Needs only Python 3 and the go tool, with a reachable Go module proxy (or a
 module cache that already holds the modules).
@@ -48,6 +54,14 @@ BUILD_TAGS = "selinux,notest,grpcnotrace"
 VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
 VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 WORK_MODULE = "plinth.build/kubernetes"
+
+# The etcd server module holds the etcd main package at its root.
+ETCD_MODULE = "go.etcd.io/etcd/server/v3"
+ETCD_BINARY = "etcd"
+ETCD_SHA_VARIABLE = "go.etcd.io/etcd/api/v3/version.GitSHA"
+# kubeadm's constants name the etcd image tag it deploys, e.g. "3.6.8-0".
+KUBEADM_ETCD_RE = re.compile(r'DefaultEtcdVersion\s*=\s*"(\d+\.\d+\.\d+)-\d+"')
+KUBEADM_CONSTANTS = os.path.join("cmd", "kubeadm", "app", "constants", "constants.go")
 
 
 class BuildError(Exception):
@@ -335,11 +349,11 @@ def go_version():
 
 def build(args):
     version = parse_version(args.version)
-    binaries = args.binaries
+    binaries = [name for name in args.binaries if name != ETCD_BINARY]
     unknown = sorted(set(binaries) - set(KUBERNETES_BINARIES))
     if unknown:
         raise BuildError("--binaries: unknown %s; supported: %s"
-                         % (", ".join(unknown), ", ".join(KUBERNETES_BINARIES)))
+                         % (", ".join(unknown), ", ".join(KUBERNETES_BINARIES + (ETCD_BINARY,))))
     if shutil.which("go") is None:
         raise BuildError("the go tool is not on PATH")
 
@@ -373,12 +387,20 @@ def build(args):
                                         args.arch, build_info)
                 save_build_info(info_path, build_info)
 
+    report_timings(timings, bin_dir)
+    log("binaries in %s" % bin_dir)
+    if ETCD_BINARY in args.binaries:
+        etcd_bin_dir, etcd_timings = build_etcd_release(args, kubernetes)
+        report_timings(etcd_timings, etcd_bin_dir)
+        log("etcd in %s" % etcd_bin_dir)
+
+
+def report_timings(timings, bin_dir):
     for name, seconds in timings:
         log("built %-24s %7.1f s  %6.1f MiB" % (
             name, seconds, os.path.getsize(os.path.join(bin_dir, name)) / 2**20))
     if timings:
         log("total %-24s %7.1f s" % ("", sum(seconds for _, seconds in timings)))
-    log("binaries in %s" % bin_dir)
 
 
 def build_kubernetes(info, version, binaries, release_dir, bin_dir, arch, build_info):
@@ -421,13 +443,70 @@ def build_crictl(version, pinned, release_dir, target, arch, build_info):
     return [("crictl", seconds)]
 
 
+def kubeadm_etcd_version(kubernetes):
+    """The etcd release kubeadm of this Kubernetes release deploys (DefaultEtcdVersion)."""
+    path = os.path.join(kubernetes["Dir"], KUBEADM_CONSTANTS)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            match = KUBEADM_ETCD_RE.search(handle.read())
+    except OSError as error:
+        raise BuildError("cannot read kubeadm's etcd version from %s: %s" % (path, error))
+    if not match:
+        raise BuildError("%s: no DefaultEtcdVersion; pass --etcd-version" % path)
+    return match.group(1)
+
+
+def resolve_etcd(wanted):
+    version = "v%d.%d.%d" % parse_version(wanted)
+    info = module_info(ETCD_MODULE, version)
+    if not info:
+        raise BuildError("%s %s is not on the Go module proxy" % (ETCD_MODULE, version))
+    return info
+
+
+def build_etcd_release(args, kubernetes):
+    """Build etcd once into <cache>/etcd/v<version>/bin/; returns (bin_dir, timings)."""
+    info = resolve_etcd(args.etcd_version or kubeadm_etcd_version(kubernetes))
+    release_dir = os.path.join(args.cache, "etcd", info["Version"])
+    bin_dir = os.path.join(release_dir, "bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    info_path = os.path.join(release_dir, "build-info.json")
+    target = os.path.join(bin_dir, ETCD_BINARY)
+    with locked(os.path.join(release_dir, ".lock")):
+        remove_partial_builds(bin_dir)
+        if os.path.exists(target) and not args.force:
+            log("%-24s already built, skipped" % ETCD_BINARY)
+            return bin_dir, []
+        build_info = load_build_info(info_path)
+        build_info["etcd_version"] = info["Version"]
+        seconds = build_etcd(info, release_dir, target, args.arch)
+        build_info["binaries"][ETCD_BINARY] = {
+            "version": info["Version"], "module": ETCD_MODULE, "package": ETCD_MODULE,
+            "go": go_version(), "arch": args.arch, "build_seconds": round(seconds, 1)}
+        save_build_info(info_path, build_info)
+    return bin_dir, [(ETCD_BINARY, seconds)]
+
+
+def build_etcd(info, release_dir, target, arch):
+    work_dir = os.path.join(release_dir, "work", "etcd")
+    # The sibling etcd modules (api, client, pkg) are published under the same tag.
+    prepare_work_module(
+        work_dir, info, [ETCD_MODULE],
+        lambda go_mod: staging_replacements(go_mod, info["Version"],
+                                            os.path.join(work_dir, "stubs")))
+    ldflags = "-s -w -X '%s=%s'" % (ETCD_SHA_VARIABLE, module_origin(info).get("Hash", ""))
+    log("building etcd %s ..." % info["Version"])
+    return go_build(work_dir, ETCD_MODULE, target, ldflags, None, arch)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description="Build Kubernetes binaries (and crictl) for linux from the Go module "
                     "proxy into a per-version cache, once.",
         epilog="Output: <cache>/kubernetes/v<VERSION>/bin/<binary> plus build-info.json "
-               "beside bin/. Example: %(prog)s --version 1.36.3 "
-               "--binaries kube-apiserver,kube-controller-manager,kube-scheduler",
+               "beside bin/; etcd goes to <cache>/etcd/v<ETCD VERSION>/bin/etcd. "
+               "Example: %(prog)s --version 1.36.3 "
+               "--binaries kube-apiserver,kube-controller-manager,kube-scheduler,etcd",
     )
     parser.add_argument("--version", required=True,
                         help="Kubernetes release, e.g. 1.36.3 (the newest patch of its minor "
@@ -435,13 +514,17 @@ def parse_args(argv):
     parser.add_argument("--binaries", default=",".join(DEFAULT_BINARIES),
                         type=lambda text: [b.strip() for b in text.split(",") if b.strip()],
                         help="comma-separated, default %s; supported: %s"
-                             % (",".join(DEFAULT_BINARIES), ",".join(KUBERNETES_BINARIES)))
+                             % (",".join(DEFAULT_BINARIES),
+                                ",".join(KUBERNETES_BINARIES + (ETCD_BINARY,))))
     parser.add_argument("--cache", default=default_cache(),
                         help="cache root (default: $PLINTH_CACHE or ~/.cache/plinth)")
     parser.add_argument("--arch", default="amd64", help="GOARCH to build for (default amd64)")
     parser.add_argument("--crictl-version",
                         help="cri-tools release to build (default: v1.<minor>.x if published, "
                              "else the newest)")
+    parser.add_argument("--etcd-version",
+                        help="etcd release for the etcd binary (default: the one kubeadm of "
+                             "--version deploys, e.g. 3.6.8 for 1.36)")
     parser.add_argument("--no-crictl", action="store_true", help="do not build crictl")
     parser.add_argument("--force", action="store_true", help="rebuild binaries already in the cache")
     return parser.parse_args(argv)

@@ -1,0 +1,334 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Plinth contributors
+# SPDX-License-Identifier: Apache-2.0
+
+from __future__ import absolute_import, annotations, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: node_topology
+short_description: Authoritative node labels and taints for many nodes, by server-side apply
+version_added: 0.1.0
+description:
+  - Takes the labels and taints Plinth wants on every node and brings all nodes there in one
+    task. It lists the nodes once, and sends one server-side apply per node that needs a change.
+  - Authoritative for what it owns. A label or taint it applied earlier and that is no longer
+    wanted is removed from the node. Labels and taints set by anyone else (the kubelet,
+    kubeadm, operators) are left alone.
+  - Labels are applied with server-side apply under O(field_manager), which tracks per label
+    who set it.
+  - Node taints are an atomic list to the API server, so whoever applies the list owns all of it.
+    The module therefore sends the whole list (the other managers' taints unchanged, plus its
+    own). It records its own taints, by key and effect, in the node annotation
+    C(plinth.io/managed-taints). Each apply carries the node's C(resourceVersion), so a taint
+    that someone else writes at the same moment is never lost. The module then reads the node
+    again and retries.
+  - Nodes that are not registered make the task fail before any node is changed. The error
+    names every missing node. Use O(wait_timeout) to wait for nodes that are joining.
+author:
+  - Plinth contributors (@plinth)
+requirements:
+  - kubernetes (the Python client), on the host the module runs on
+options:
+  nodes:
+    description:
+      - Node name to the wanted C(labels) (a dict) and C(taints) (a list of C(key), C(value),
+        C(effect)), as the P(plinth.platform.node_topology#filter) filter builds them from the spec.
+      - Nodes left out are not touched.
+    type: dict
+    required: true
+  field_manager:
+    description: Server-side apply field manager that owns the labels and taints this module sets.
+    type: str
+    default: plinth
+  registration_managers:
+    description:
+      - Field managers that register nodes with labels from Plinth's own join settings (kubeadm
+        passes the pool labels to the kubelet). When such a label is no longer wanted, the module
+        removes it even though one of these managers holds it too.
+      - When any other manager holds such a label, the label stays and is reported under
+        C(labels_released).
+    type: list
+    elements: str
+    default: [kubelet]
+  kubeconfig:
+    description:
+      - Path to the kubeconfig. When omitted, the value of E(K8S_AUTH_KUBECONFIG) is used, and
+        then the Kubernetes client's default (E(KUBECONFIG) or C(~/.kube/config)).
+    type: path
+  context:
+    description: Context in the kubeconfig; the default is taken from E(K8S_AUTH_CONTEXT), then the current context.
+    type: str
+  wait_timeout:
+    description: Seconds to wait for missing nodes to register before failing; C(0) fails at once.
+    type: int
+    default: 0
+attributes:
+  check_mode:
+    description: Reads the nodes and reports every change it would make without making any.
+    support: full
+  diff_mode:
+    description: Returns the labels and taints of every node that changes, before and after.
+    support: full
+  platform:
+    description: Talks to the Kubernetes API from wherever it runs, usually the controller.
+    platforms: all
+    support: full
+notes:
+  - A taint is identified by key and effect, as the API server does. If another manager
+    sets a taint that has the same key and effect as one of Plinth's, that taint is Plinth's.
+  - Control-plane nodes keep kubeadm's label and taint. The
+    P(plinth.platform.node_topology#filter) filter never claims them for Plinth.
+seealso:
+  - module: kubernetes.core.k8s_taint
+"""
+
+EXAMPLES = r"""
+- name: Validate the inventory
+  plinth.platform.validate:
+
+- name: Apply the node pools' labels and taints
+  plinth.platform.node_topology:
+    nodes: "{{ plinth_spec | plinth.platform.node_topology }}"
+    kubeconfig: "{{ playbook_dir }}/../build/production/admin.conf"
+    wait_timeout: 60
+
+- name: Label two nodes by hand
+  plinth.platform.node_topology:
+    nodes:
+      worker-1: {labels: {node.role: worker}, taints: []}
+      gw-1:
+        labels: {node.kong.gateway: "true"}
+        taints: [{key: node.kong.gateway, value: "true", effect: NoSchedule}]
+"""
+
+RETURN = r"""
+nodes:
+  description: Per node that changes (or would change, in check mode), what changes.
+  returned: always
+  type: dict
+  sample:
+    gw-1:
+      labels_added: {node.kong.gateway: "true"}
+      labels_changed: {}
+      labels_removed: [old.label]
+      labels_released: []
+      taints_added: ["node.kong.gateway=true:NoSchedule"]
+      taints_removed: []
+      adopted: []
+unchanged:
+  description: How many nodes already were as wanted.
+  returned: always
+  type: int
+diff:
+  description: Labels and taints of each changing node, before and after.
+  returned: when diff mode is on
+  type: dict
+"""
+
+import json
+import os
+import time
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.plinth.platform.plugins.module_utils.topology import plan_node
+
+try:
+    from kubernetes import config as kube_config
+except ImportError:
+    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+else:
+    KUBERNETES_IMPORT_ERROR = None
+
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+APPLY_ATTEMPTS = 5
+WAIT_INTERVAL = 2
+
+
+def argument_spec():
+    return dict(
+        nodes=dict(type="dict", required=True),
+        field_manager=dict(type="str", default="plinth"),
+        registration_managers=dict(type="list", elements="str", default=["kubelet"]),
+        kubeconfig=dict(type="path", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
+        context=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_CONTEXT"])),
+        wait_timeout=dict(type="int", default=0),
+    )
+
+
+class TopologyError(Exception):
+    pass
+
+
+class ApiError(TopologyError):
+    def __init__(self, method, path, status, body):
+        super().__init__("%s %s: HTTP %d: %s" % (method, path, status, _reason(body)))
+        self.status = status
+
+
+def _reason(body):
+    try:
+        return json.loads(body).get("message") or body
+    except ValueError:
+        return body[:300]
+
+
+class Api:
+    """JSON requests through the Kubernetes client's connection pool and credentials.
+
+    Only the client's kubeconfig handling (certificates, tokens, exec plugins) and
+    its pool are used, which stay the same across the client's releases.
+    """
+
+    def __init__(self, kubeconfig, context):
+        self.client = kube_config.new_client_from_config(config_file=kubeconfig, context=context)
+        self.configuration = self.client.configuration
+
+    def _headers(self, content_type=None):
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        # auth_settings() asks an exec or OIDC provider for a fresh token when it needs one.
+        for setting in self.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        return headers
+
+    def request(self, method, path, body=None, content_type=None):
+        url = self.configuration.host.rstrip("/") + path
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        response = self.client.rest_client.pool_manager.request(
+            method, url, body=data, headers=self._headers(content_type), preload_content=True, timeout=60)
+        text = response.data.decode("utf-8")
+        if response.status >= 300:
+            raise ApiError(method, path, response.status, text)
+        return json.loads(text)
+
+    def list_nodes(self):
+        return dict((n["metadata"]["name"], n) for n in self.request("GET", "/api/v1/nodes")["items"])
+
+    def get_node(self, name):
+        return self.request("GET", "/api/v1/nodes/" + name)
+
+    def apply_node(self, document, manager):
+        path = "/api/v1/nodes/%s?fieldManager=%s&force=true" % (document["metadata"]["name"], manager)
+        return self.request("PATCH", path, document, "application/apply-patch+yaml")
+
+    def remove_labels(self, name, keys, manager):
+        patch = {"metadata": {"labels": dict((key, None) for key in keys)}}
+        path = "/api/v1/nodes/%s?fieldManager=%s" % (name, manager)
+        return self.request("PATCH", path, patch, "application/merge-patch+json")
+
+
+def check_nodes(nodes):
+    """Every problem in the ``nodes`` option, each naming its path and value."""
+    problems = []
+    for name, wanted in sorted(nodes.items()):
+        path = "nodes[%r]" % name
+        if not isinstance(wanted, dict) or set(wanted) - {"labels", "taints"}:
+            problems.append("%s: got %r; must be a dict with labels and taints" % (path, wanted))
+            continue
+        labels = wanted.get("labels") or {}
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            problems.append("%s.labels: got %r; must map label keys to strings" % (path, labels))
+        taints = wanted.get("taints") or []
+        if not isinstance(taints, list):
+            problems.append("%s.taints: got %r; must be a list" % (path, taints))
+            continue
+        for index, taint in enumerate(taints):
+            if not isinstance(taint, dict) or not taint.get("key") or taint.get("effect") not in TAINT_EFFECTS:
+                problems.append("%s.taints[%d]: got %r; needs a key and an effect out of %s"
+                                % (path, index, taint, ", ".join(TAINT_EFFECTS)))
+    return problems
+
+
+def wait_for_nodes(api, names, timeout):
+    """The live nodes, once all ``names`` are registered or ``timeout`` has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        live = api.list_nodes()
+        missing = sorted(set(names) - set(live))
+        if not missing or time.monotonic() >= deadline:
+            return live, missing
+        time.sleep(WAIT_INTERVAL)
+
+
+def converge_node(api, node, wanted, params):
+    """Apply one node's plan; on a resourceVersion conflict, read the node again and re-plan."""
+    for attempt in range(APPLY_ATTEMPTS):
+        plan = plan_node(node, wanted, params["field_manager"], params["registration_managers"])
+        if not plan["changed"]:
+            return plan
+        try:
+            api.apply_node(plan["apply"], params["field_manager"])
+        except ApiError as error:
+            if error.status != 409 or attempt == APPLY_ATTEMPTS - 1:
+                raise
+            node = api.get_node(node["metadata"]["name"])
+            continue
+        if plan["release"]:
+            api.remove_labels(node["metadata"]["name"], plan["release"], params["field_manager"])
+        return plan
+    return plan
+
+
+def run(module, api):
+    params = module.params
+    nodes = params["nodes"]
+    live, missing = wait_for_nodes(api, nodes, params["wait_timeout"])
+    if missing:
+        raise TopologyError("nodes: %s not registered with the API server (waited %ds); "
+                            "every node must exist before its labels and taints are applied"
+                            % (", ".join(repr(m) for m in missing), params["wait_timeout"]))
+    changed_nodes, diff, unchanged = {}, {"before": {}, "after": {}}, 0
+    for name in sorted(nodes):
+        wanted = nodes[name]
+        if module.check_mode:
+            plan = plan_node(live[name], wanted, params["field_manager"], params["registration_managers"])
+        else:
+            plan = converge_node(api, live[name], wanted, params)
+        if not plan["changed"]:
+            unchanged += 1
+            continue
+        changed_nodes[name] = plan["changes"]
+        diff["before"][name] = plan["before"]
+        diff["after"][name] = plan["after"]
+    result = dict(changed=bool(changed_nodes), nodes=changed_nodes, unchanged=unchanged)
+    if module._diff:
+        result["diff"] = diff
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+
+    def fail(msg, **kwargs):
+        module.fail_json(msg=msg, **kwargs)
+
+    if KUBERNETES_IMPORT_ERROR:
+        fail(missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    problems = check_nodes(module.params["nodes"])
+    if problems:
+        fail("invalid nodes (%d problem%s):\n  - %s"
+             % (len(problems), "" if len(problems) == 1 else "s", "\n  - ".join(problems)))
+    if module.params["wait_timeout"] < 0:
+        fail("wait_timeout: got %r; must be 0 or more seconds" % module.params["wait_timeout"])
+    kubeconfig = module.params["kubeconfig"]
+    if kubeconfig and not os.path.exists(kubeconfig):
+        fail("kubeconfig: got %r; no such file" % kubeconfig)
+    try:
+        api = Api(kubeconfig, module.params["context"])
+        module.exit_json(**run(module, api))
+    except TopologyError as error:
+        fail(str(error))
+    except Exception as error:  # the client's own errors: configuration, connection, TLS
+        fail("Kubernetes API: %s: %s" % (type(error).__name__, error), exception=traceback.format_exc())
+
+
+if __name__ == "__main__":
+    main()

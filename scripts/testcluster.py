@@ -1,0 +1,606 @@
+#!/usr/bin/env python3
+"""A real Kubernetes control plane on loopback for tests: etcd, kube-apiserver, kube-controller-manager.
+
+    testcluster.py up --dir DIR [--version 1.36.3]     start (building missing binaries first)
+    testcluster.py status --dir DIR                    processes and /readyz
+    testcluster.py down --dir DIR                      stop everything `up` started
+
+`up` writes a CA and certificates, starts etcd, kube-apiserver (RBAC on, secure port
+on 127.0.0.1 only) and kube-controller-manager on free loopback ports, waits for
+/readyz and writes DIR/admin.conf (a system:masters client certificate). Several
+clusters coexist as long as their directories differ. Everything a cluster owns
+lives in DIR: certificates, etcd data, logs, and state.json with the process ids
+`down` stops. Nodes are never run: `register_nodes` creates Node objects the way
+a kubelet (and kubeadm, for control-plane nodes) would.
+
+From Python (tests, benchmarks):
+
+    with TestCluster(path) as cluster:
+        cluster.register_nodes([{"name": "cp-1", "control_plane": True}, {"name": "w-1"}])
+        cluster.api.request("GET", "/api/v1/nodes")
+
+Binaries come from scripts/build_kubernetes.py's cache
+(${PLINTH_CACHE:-~/.cache/plinth}/kubernetes/v<version>/bin and .../etcd/v<etcd>/bin).
+Certificates need the `cryptography` package (a dependency of ansible-core).
+"""
+
+import argparse
+import base64
+import datetime
+import glob
+import ipaddress
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_VERSION = "1.36.3"
+CONTROL_PLANE_BINARIES = ("kube-apiserver", "kube-controller-manager")
+SERVICE_CIDR = "10.96.0.0/12"
+STATE_FILE = "state.json"
+READY_TIMEOUT = 120
+STOP_TIMEOUT = 15
+# Nodes registered here have no kubelet posting status: the node lifecycle controller
+# would mark them unreachable and taint them halfway through a test.
+CONTROLLERS = "*,-node-lifecycle-controller"
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+EXCLUDE_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+CONTROL_PLANE_TAINT = {"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}
+
+
+class ClusterError(Exception):
+    pass
+
+
+def log(message):
+    print("testcluster: %s" % message, file=sys.stderr, flush=True)
+
+
+def default_cache():
+    return os.environ.get("PLINTH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "plinth")
+
+
+# --- binaries --------------------------------------------------------------------
+
+def find_binaries(version, cache):
+    """Paths of etcd, kube-apiserver and kube-controller-manager; None when one is missing."""
+    bin_dir = os.path.join(cache, "kubernetes", "v" + version, "bin")
+    found = dict((name, os.path.join(bin_dir, name)) for name in CONTROL_PLANE_BINARIES)
+    # The etcd release is kubeadm's choice for this Kubernetes version; the newest built one serves.
+    etcds = sorted(glob.glob(os.path.join(cache, "etcd", "v*", "bin", "etcd")), key=_etcd_version)
+    found["etcd"] = etcds[-1] if etcds else None
+    if not all(path and os.access(path, os.X_OK) for path in found.values()):
+        return None
+    return found
+
+
+def _etcd_version(path):
+    release = os.path.basename(os.path.dirname(os.path.dirname(path)))
+    return tuple(int(part) if part.isdigit() else 0 for part in release.lstrip("v").split("."))
+
+
+def ensure_binaries(version, cache):
+    found = find_binaries(version, cache)
+    if found:
+        return found
+    log("building %s and etcd for %s (a cold build takes about ten minutes)"
+        % (", ".join(CONTROL_PLANE_BINARIES), version))
+    command = [sys.executable, os.path.join(HERE, "build_kubernetes.py"), "--version", version,
+               "--cache", cache, "--no-crictl",
+               "--binaries", ",".join(CONTROL_PLANE_BINARIES + ("etcd",))]
+    if subprocess.call(command) != 0:
+        raise ClusterError("building the control-plane binaries failed: %s" % " ".join(command))
+    found = find_binaries(version, cache)
+    if not found:
+        raise ClusterError("binaries still missing after the build in %s" % cache)
+    return found
+
+
+# --- certificates ----------------------------------------------------------------
+
+def _crypto():
+    # Imported late so `down` and `status` work without the package.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    return x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID
+
+
+def _write(path, data, mode=0o600):
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as handle:
+        handle.write(data)
+
+
+def _key_pem(key):
+    _, _, serialization, _, _, _ = _crypto()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _cert_pem(cert):
+    _, _, serialization, _, _, _ = _crypto()
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _certificate(subject_cn, issuer, issuer_key, key, organisations=(), ca=False, server=None):
+    x509, hashes, _, _, eku, name_oid = _crypto()
+    attributes = [x509.NameAttribute(name_oid.ORGANIZATION_NAME, o) for o in organisations]
+    subject = x509.Name(attributes + [x509.NameAttribute(name_oid.COMMON_NAME, subject_cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject)
+               .issuer_name(issuer.subject if issuer else subject)
+               .public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=2))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if ca:
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False), critical=True)
+    else:
+        usage = eku.SERVER_AUTH if server else eku.CLIENT_AUTH
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if server:
+        builder = builder.add_extension(x509.SubjectAlternativeName(server), critical=False)
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+def _new_key():
+    _, _, _, ec, _, _ = _crypto()
+    # P-256: a fraction of RSA's key generation time, and every component accepts it.
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def write_pki(pki, service_ip):
+    """CA, apiserver serving cert, service-account key pair and client certs, in ``pki``."""
+    x509, _, serialization, _, _, _ = _crypto()
+    os.makedirs(pki, mode=0o700, exist_ok=True)
+    ca_key = _new_key()
+    ca = _certificate("plinth-test-ca", None, None, ca_key, ca=True)
+    _write(os.path.join(pki, "ca.key"), _key_pem(ca_key))
+    _write(os.path.join(pki, "ca.crt"), _cert_pem(ca), 0o644)
+
+    serving_key = _new_key()
+    names = [x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default",
+                                       "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")]
+    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", service_ip)]
+    serving = _certificate("kube-apiserver", ca, ca_key, serving_key, server=names)
+    _write(os.path.join(pki, "apiserver.key"), _key_pem(serving_key))
+    _write(os.path.join(pki, "apiserver.crt"), _cert_pem(serving), 0o644)
+
+    sa_key = _new_key()
+    _write(os.path.join(pki, "sa.key"), _key_pem(sa_key))
+    _write(os.path.join(pki, "sa.pub"), sa_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
+
+    clients = {
+        "admin": ("kubernetes-admin", ("system:masters",)),
+        "controller-manager": ("system:kube-controller-manager", ()),
+    }
+    for name, (common_name, groups) in clients.items():
+        write_client_cert(pki, name, common_name, groups, ca=ca, ca_key=ca_key)
+
+
+def write_client_cert(pki, name, common_name, groups=(), ca=None, ca_key=None):
+    """``pki/<name>.crt`` and ``.key``: a client certificate for user ``common_name``."""
+    x509, _, serialization, _, _, _ = _crypto()
+    if ca is None:
+        with open(os.path.join(pki, "ca.crt"), "rb") as handle:
+            ca = x509.load_pem_x509_certificate(handle.read())
+        with open(os.path.join(pki, "ca.key"), "rb") as handle:
+            ca_key = serialization.load_pem_private_key(handle.read(), None)
+    key = _new_key()
+    cert = _certificate(common_name, ca, ca_key, key, organisations=groups)
+    _write(os.path.join(pki, name + ".key"), _key_pem(key))
+    _write(os.path.join(pki, name + ".crt"), _cert_pem(cert), 0o644)
+
+
+def kubeconfig(server, pki, client, cluster_name="plinth-test"):
+    """A kubeconfig document (JSON is YAML) with the client's certificate embedded."""
+    def b64(name):
+        with open(os.path.join(pki, name), "rb") as handle:
+            return base64.b64encode(handle.read()).decode("ascii")
+    user = "%s@%s" % (client, cluster_name)
+    return {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": cluster_name, "cluster": {
+            "server": server, "certificate-authority-data": b64("ca.crt")}}],
+        "users": [{"name": user, "user": {
+            "client-certificate-data": b64(client + ".crt"), "client-key-data": b64(client + ".key")}}],
+        "contexts": [{"name": user, "context": {"cluster": cluster_name, "user": user}}],
+        "current-context": user,
+    }
+
+
+# --- processes -------------------------------------------------------------------
+
+def free_port():
+    # The kernel's pick for an ephemeral port; it stays free long enough to hand on.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def process_start_time(pid):
+    """The kernel's start time of ``pid`` (clock ticks since boot); None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[19])
+
+
+def is_ours(entry):
+    # A pid alone could have been reused by an unrelated process since `up`.
+    return process_start_time(entry["pid"]) == entry["start_time"]
+
+
+def start_process(name, command, log_dir):
+    log_path = os.path.join(log_dir, name + ".log")
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    return {"name": name, "pid": process.pid, "start_time": process_start_time(process.pid),
+            "log": log_path, "command": command}
+
+
+def stop_processes(entries, timeout=STOP_TIMEOUT):
+    """Stop each process group we started, newest first: etcd goes last, so the
+    API server shuts down cleanly instead of retrying a vanished etcd."""
+    for entry in reversed(entries):
+        if not is_ours(entry):
+            continue
+        _signal_group(entry["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and is_ours(entry):
+            _reap([entry])
+            time.sleep(0.05)
+        if is_ours(entry):
+            _signal_group(entry["pid"], signal.SIGKILL)
+            time.sleep(0.1)
+            _reap([entry])
+
+
+def _signal_group(pid, signum):
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(entries):
+    # Children of this process linger as zombies (and keep their pid) until waited for.
+    for entry in entries:
+        try:
+            os.waitpid(entry["pid"], os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+# --- API access --------------------------------------------------------------------
+
+class ApiError(Exception):
+    def __init__(self, status, body):
+        super().__init__("HTTP %d: %s" % (status, body[:500]))
+        self.status = status
+        self.body = body
+
+
+class Api:
+    """Minimal JSON client for the test API server (standard library only)."""
+
+    def __init__(self, server, ca_file, cert_file=None, key_file=None, token=None):
+        self.server = server
+        self.context = ssl.create_default_context(cafile=ca_file)
+        if cert_file:
+            self.context.load_cert_chain(cert_file, key_file)
+        self.token = token
+
+    def request(self, method, path, body=None, content_type="application/json", query=None):
+        url = self.server + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method)
+        request.add_header("Accept", "application/json")
+        if data is not None:
+            request.add_header("Content-Type", content_type)
+        if self.token:
+            request.add_header("Authorization", "Bearer " + self.token)
+        try:
+            with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
+                text = response.read().decode()
+        except urllib.error.HTTPError as error:
+            raise ApiError(error.code, error.read().decode(errors="replace"))
+        return json.loads(text) if text.startswith("{") else text
+
+    def node(self, name):
+        return self.request("GET", "/api/v1/nodes/" + name)
+
+
+def kubelet_node(name, labels=None, taints=None, arch="amd64"):
+    """The Node a kubelet registers: its default labels, then --node-labels and --register-with-taints."""
+    node_labels = {
+        "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
+        "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch,
+    }
+    node_labels.update(labels or {})
+    node = {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": node_labels}, "spec": {}}
+    if taints:
+        node["spec"]["taints"] = list(taints)
+    return node
+
+
+def register_node(api, name, control_plane=False, labels=None, taints=None):
+    """Create Node ``name`` as its kubelet would; control-plane nodes then get kubeadm's marks.
+
+    kubeadm's mark-control-plane phase patches the label and the NoSchedule taint
+    onto the Node after the kubelet has registered it, under its own field manager.
+    """
+    api.request("POST", "/api/v1/nodes", kubelet_node(name, labels, taints),
+                query={"fieldManager": "kubelet"})
+    if control_plane:
+        node = api.node(name)
+        current = node["spec"].get("taints", [])
+        if not any(t["key"] == CONTROL_PLANE_TAINT["key"] and t["effect"] == CONTROL_PLANE_TAINT["effect"]
+                   for t in current):
+            current = current + [CONTROL_PLANE_TAINT]
+        patch = {"metadata": {"labels": {CONTROL_PLANE_LABEL: "", EXCLUDE_LB_LABEL: ""}},
+                 "spec": {"taints": current}}
+        api.request("PATCH", "/api/v1/nodes/" + name, patch,
+                    content_type="application/strategic-merge-patch+json",
+                    query={"fieldManager": "kubeadm"})
+
+
+# --- the cluster -------------------------------------------------------------------
+
+class TestCluster:
+    """One control plane whose files all live under ``directory``."""
+
+    __test__ = False  # not a pytest test class despite its name
+
+    def __init__(self, directory, version=DEFAULT_VERSION, cache=None):
+        self.dir = os.path.abspath(directory)
+        self.version = version.lstrip("v")
+        self.cache = os.path.abspath(cache or default_cache())
+        self.pki = os.path.join(self.dir, "pki")
+        self.admin_conf = os.path.join(self.dir, "admin.conf")
+        self._api = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # state ------------------------------------------------------------------------
+    @property
+    def state_path(self):
+        return os.path.join(self.dir, STATE_FILE)
+
+    def state(self):
+        try:
+            with open(self.state_path, encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return None
+
+    def _save(self, state):
+        with open(self.state_path + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump(state, handle, indent=2, sort_keys=True)
+        os.replace(self.state_path + ".tmp", self.state_path)
+
+    @property
+    def server(self):
+        state = self.state()
+        if not state:
+            raise ClusterError("no cluster in %s (run up first)" % self.dir)
+        return state["server"]
+
+    @property
+    def api(self):
+        """Admin access (system:masters)."""
+        if self._api is None:
+            self._api = self.client("admin")
+        return self._api
+
+    def client(self, name=None, token=None):
+        """An Api using client certificate ``pki/<name>.crt``, a bearer token, or nothing."""
+        cert = key = None
+        if name:
+            cert, key = os.path.join(self.pki, name + ".crt"), os.path.join(self.pki, name + ".key")
+        return Api(self.server, os.path.join(self.pki, "ca.crt"), cert, key, token)
+
+    # lifecycle -------------------------------------------------------------------------
+    def start(self, timeout=READY_TIMEOUT):
+        state = self.state()
+        if state and any(is_ours(e) for e in state["processes"]):
+            raise ClusterError("a cluster is already running from %s (run down first)" % self.dir)
+        binaries = ensure_binaries(self.version, self.cache)
+        started = time.monotonic()
+        for sub in ("logs", "etcd"):
+            os.makedirs(os.path.join(self.dir, sub), mode=0o700, exist_ok=True)
+        service_ip = str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))
+        write_pki(self.pki, service_ip)
+        ports = {"etcd_client": free_port(), "etcd_peer": free_port(), "apiserver": free_port()}
+        server = "https://127.0.0.1:%d" % ports["apiserver"]
+        state = {"server": server, "ports": ports, "version": self.version, "processes": [],
+                 "binaries": binaries}
+        self._save(state)
+        self._api = None
+        try:
+            for name, command in self._commands(binaries, ports, server):
+                state["processes"].append(start_process(name, command, os.path.join(self.dir, "logs")))
+                self._save(state)
+                if name == "kube-apiserver":
+                    self._wait_ready(timeout, state)
+        except BaseException:
+            stop_processes(state["processes"])
+            raise
+        state["ready_seconds"] = round(time.monotonic() - started, 2)
+        self._save(state)
+        return state
+
+    def _commands(self, binaries, ports, server):
+        pki = self.pki
+        etcd_url = "http://127.0.0.1:%d" % ports["etcd_client"]
+        peer_url = "http://127.0.0.1:%d" % ports["etcd_peer"]
+        self._write_kubeconfig(self.admin_conf, server, "admin")
+        cm_conf = os.path.join(self.dir, "controller-manager.conf")
+        self._write_kubeconfig(cm_conf, server, "controller-manager")
+        yield "etcd", [
+            binaries["etcd"], "--name", "plinth-test", "--data-dir", os.path.join(self.dir, "etcd"),
+            "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+            "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+            "--initial-cluster", "plinth-test=" + peer_url,
+            # Throwaway data: durability buys nothing and fsync costs seconds on shared disks.
+            "--unsafe-no-fsync", "--log-level", "warn",
+        ]
+        yield "kube-apiserver", [
+            binaries["kube-apiserver"],
+            "--etcd-servers", etcd_url,
+            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+            "--secure-port", str(ports["apiserver"]),
+            "--tls-cert-file", os.path.join(pki, "apiserver.crt"),
+            "--tls-private-key-file", os.path.join(pki, "apiserver.key"),
+            "--client-ca-file", os.path.join(pki, "ca.crt"),
+            "--authorization-mode", "Node,RBAC",
+            "--enable-admission-plugins", "NodeRestriction",
+            "--service-cluster-ip-range", SERVICE_CIDR,
+            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file", os.path.join(pki, "sa.pub"),
+            "--service-account-signing-key-file", os.path.join(pki, "sa.key"),
+            "--allow-privileged=true", "--profiling=false",
+            # The kubernetes Service may not point at loopback; nothing in-cluster needs it here.
+            "--endpoint-reconciler-type", "none",
+            # Never touch the machine's default /var/run/kubernetes.
+            "--cert-dir", os.path.join(pki, "generated"),
+        ]
+        yield "kube-controller-manager", [
+            binaries["kube-controller-manager"],
+            "--kubeconfig", cm_conf,
+            "--authentication-kubeconfig", cm_conf, "--authorization-kubeconfig", cm_conf,
+            "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
+            "--leader-elect=false", "--use-service-account-credentials=true",
+            "--controllers", CONTROLLERS,
+            "--service-account-private-key-file", os.path.join(pki, "sa.key"),
+            "--root-ca-file", os.path.join(pki, "ca.crt"),
+            "--cluster-signing-cert-file", os.path.join(pki, "ca.crt"),
+            "--cluster-signing-key-file", os.path.join(pki, "ca.key"),
+            "--service-cluster-ip-range", SERVICE_CIDR,
+            "--cert-dir", os.path.join(pki, "generated"),
+        ]
+
+    def _write_kubeconfig(self, path, server, client):
+        _write(path, json.dumps(kubeconfig(server, self.pki, client), indent=2).encode())
+
+    def _wait_ready(self, timeout, state):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            for entry in state["processes"]:
+                if not is_ours(entry):
+                    raise ClusterError("%s exited; see %s:\n%s" % (entry["name"], entry["log"], _tail(entry["log"])))
+            try:
+                if self.api.request("GET", "/readyz") == "ok":
+                    return
+            except (ApiError, OSError) as error:
+                last = error
+            time.sleep(0.2)
+        raise ClusterError("kube-apiserver not ready after %ds (%s); see %s"
+                           % (timeout, last, os.path.join(self.dir, "logs")))
+
+    def stop(self):
+        state = self.state()
+        if not state:
+            return
+        stop_processes(state["processes"])
+        state["processes"] = [e for e in state["processes"] if is_ours(e)]
+        self._save(state)
+        if state["processes"]:
+            raise ClusterError("still running: %s" % ", ".join(
+                "%s (pid %d)" % (e["name"], e["pid"]) for e in state["processes"]))
+
+    def status(self):
+        state = self.state()
+        if not state:
+            return {"running": [], "ready": False}
+        running = [e["name"] for e in state["processes"] if is_ours(e)]
+        try:
+            ready = self.api.request("GET", "/readyz") == "ok"
+        except (ApiError, OSError, ClusterError):
+            ready = False
+        return {"running": running, "ready": ready, "server": state["server"],
+                "admin_conf": self.admin_conf}
+
+    # nodes ----------------------------------------------------------------------------------
+    def register_nodes(self, nodes):
+        """Create each node dict ({name, control_plane, labels, taints}) as kubelet and kubeadm would."""
+        for node in nodes:
+            register_node(self.api, node["name"], node.get("control_plane", False),
+                          node.get("labels"), node.get("taints"))
+
+    def delete_nodes(self, names=None):
+        """Delete the named nodes (all when ``names`` is None)."""
+        if names is None:
+            names = [n["metadata"]["name"] for n in self.api.request("GET", "/api/v1/nodes")["items"]]
+        for name in names:
+            try:
+                self.api.request("DELETE", "/api/v1/nodes/" + name)
+            except ApiError as error:
+                if error.status != 404:
+                    raise
+
+
+def _tail(path, lines=20):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return "".join(handle.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="A real kube-apiserver, etcd and "
+                                     "kube-controller-manager on loopback, for tests.")
+    parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument("--dir", required=True, help="the cluster's directory (state, certs, data, logs)")
+    parser.add_argument("--version", default=DEFAULT_VERSION, help="Kubernetes version (default %(default)s)")
+    parser.add_argument("--cache", default=default_cache(), help="build cache (default: $PLINTH_CACHE or ~/.cache/plinth)")
+    args = parser.parse_args(argv)
+    cluster = TestCluster(args.dir, args.version, args.cache)
+    try:
+        if args.command == "up":
+            state = cluster.start()
+            print("ready in %.1f s: %s (kubeconfig %s)" % (state["ready_seconds"], state["server"],
+                                                          cluster.admin_conf))
+        elif args.command == "down":
+            cluster.stop()
+            print("stopped")
+        else:
+            status = cluster.status()
+            print(json.dumps(status, indent=2, sort_keys=True))
+            if not status["ready"]:
+                return 1
+    except ClusterError as error:
+        sys.exit("testcluster: %s" % error)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
