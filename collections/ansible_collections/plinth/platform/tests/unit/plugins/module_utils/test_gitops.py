@@ -221,8 +221,8 @@ def test_helm_release_installs_what_the_application_manages(production):
     release = gitops.helm_release(spec, "cilium")
     app = docs(gitops.render(spec)["clusters/production/apps/infra-cilium.yaml"])[0]
     chart_source = app["spec"]["sources"][0]
-    assert (release["name"], release["namespace"]) == (chart_source["helm"]["releaseName"],
-                                                        app["spec"]["destination"]["namespace"])
+    destination = (chart_source["helm"]["releaseName"], app["spec"]["destination"]["namespace"])
+    assert (release["name"], release["namespace"]) == destination
     assert (release["chart_repo_url"], release["chart_ref"], release["chart_version"]) == (
         chart_source["repoURL"], chart_source["chart"], chart_source["targetRevision"])
     values = docs(gitops.render(spec)["infra/cilium/values-production.yaml"])[0]
