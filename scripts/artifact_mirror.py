@@ -9,6 +9,13 @@ into the directory tree an air-gapped site hosts over HTTP:
     <mirror>/kubernetes/v<version>/SHA256SUMS
     <mirror>/kubernetes/v<version>/manifest.json
 
+and, when scripts/build_images.py has built them, the images kubeadm deploys as
+OCI image-layout tarballs that container_runtime preloads into containerd:
+
+    <mirror>/images/v<version>/<image>-<tag>-linux-<arch>.tar
+    <mirror>/images/v<version>/SHA256SUMS
+    <mirror>/images/v<version>/manifest.json
+
 `serve` runs a static HTTP server over that tree in the background (optionally
 inside a network namespace) and writes a pid file; `stop` ends it.
 docs/air-gapped.md describes the layout and how the role consumes it.
@@ -59,14 +66,14 @@ def write_atomic(path, data):
     return True
 
 
-def copy_atomic(source, target):
+def copy_atomic(source, target, mode=0o755):
     """Copy source to target unless target already has the same bytes; True if copied."""
     if os.path.exists(target) and os.path.getsize(target) == os.path.getsize(source):
         if sha256_of(target) == sha256_of(source):
             return False
     tmp = "%s.tmp.%d" % (target, os.getpid())
     shutil.copyfile(source, tmp)
-    os.chmod(tmp, 0o755)
+    os.chmod(tmp, mode)
     os.replace(tmp, target)
     return True
 
@@ -110,6 +117,72 @@ def layout(args):
         write_atomic(target + ".sha256", sha256_of(target) + "\n")
         print("%-9s %s" % ("copied" if copied else "unchanged", os.path.relpath(target, args.mirror)))
     write_indexes(args.mirror, version_dir, version, built)
+    if not args.no_images:
+        layout_images(args, version)
+
+
+def load_image_manifest(image_cache):
+    try:
+        with open(os.path.join(image_cache, "manifest.json"), encoding="utf-8") as handle:
+            return json.load(handle).get("images", [])
+    except OSError:
+        return None
+    except ValueError as error:
+        sys.exit("artifact_mirror: %s/manifest.json is not JSON: %s" % (image_cache, error))
+
+
+def wanted_image(entry, names):
+    """An image is named by its reference or its last path component (kube-apiserver, etcd)."""
+    return not names or entry["ref"] in names or entry["name"].rsplit("/", 1)[-1] in names
+
+
+def layout_images(args, version):
+    """Copy the image tarballs of the release and arch, then index every image the mirror holds."""
+    image_cache = os.path.join(args.cache, "images", version)
+    built = load_image_manifest(image_cache)
+    if built is None:
+        if args.images:
+            sys.exit("artifact_mirror: no images built for %s in %s (run scripts/build_images.py "
+                     "--version %s first)" % (version, image_cache, version[1:]))
+        print("no images built for %s (scripts/build_images.py): none laid out" % version)
+        return
+    chosen = [entry for entry in built
+              if entry["arch"] == args.arch and wanted_image(entry, args.images)]
+    missing = sorted(set(args.images or ()) - {entry["ref"] for entry in chosen}
+                     - {entry["name"].rsplit("/", 1)[-1] for entry in chosen})
+    if missing:
+        sys.exit("artifact_mirror: no %s image built for %s: %s" % (args.arch, version, ", ".join(missing)))
+    image_dir = os.path.join(args.mirror, "images", version)
+    os.makedirs(image_dir, exist_ok=True)
+    for entry in chosen:
+        source = os.path.join(image_cache, entry["file"])
+        if sha256_of(source) != entry["sha256"]:
+            sys.exit("artifact_mirror: %s does not match the sha256 in its manifest.json; "
+                     "rebuild it with scripts/build_images.py --force" % source)
+        target = os.path.join(image_dir, entry["file"])
+        copied = copy_atomic(source, target, mode=0o644)
+        print("%-9s %s" % ("copied" if copied else "unchanged", os.path.relpath(target, args.mirror)))
+    write_image_indexes(args.mirror, image_dir, version, built)
+
+
+def write_image_indexes(mirror, image_dir, version, built):
+    """SHA256SUMS and manifest.json over the tarballs in the mirror (every arch laid out so far)."""
+    present = set(os.listdir(image_dir))
+    entries = []
+    for entry in sorted(built, key=lambda item: (item["ref"], item["arch"])):
+        if entry["file"] not in present:
+            continue
+        public = {key: value for key, value in entry.items() if key != "inputs"}
+        public["path"] = "images/%s/%s" % (version, entry["file"])
+        entries.append(public)
+    sums = "".join("%s  %s\n" % (entry["sha256"], entry["file"]) for entry in entries)
+    manifest = {"kubernetes_version": version, "images": entries}
+    indexes = {"SHA256SUMS": sums,
+               "manifest.json": json.dumps(manifest, indent=2, sort_keys=True) + "\n"}
+    for name, content in indexes.items():
+        path = os.path.join(image_dir, name)
+        written = write_atomic(path, content)
+        print("%-9s %s" % ("wrote" if written else "unchanged", os.path.relpath(path, mirror)))
 
 
 def mirrored_binaries(version_dir):
@@ -281,7 +354,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         description="Lay out the Kubernetes artifact mirror from the build cache, and serve it.",
         epilog="Layout: <mirror>/kubernetes/v<VERSION>/bin/linux/<ARCH>/<BINARY> (+ .sha256), "
-               "<mirror>/kubernetes/v<VERSION>/SHA256SUMS and manifest.json. "
+               "<mirror>/kubernetes/v<VERSION>/SHA256SUMS and manifest.json; "
+               "<mirror>/images/v<VERSION>/<IMAGE>-<TAG>-linux-<ARCH>.tar, SHA256SUMS and manifest.json. "
                "See docs/air-gapped.md.")
     parser.add_argument("--mirror", default=os.path.join(cache, "mirror"),
                         help="mirror root (default: $PLINTH_CACHE/mirror or ~/.cache/plinth/mirror)")
@@ -289,14 +363,18 @@ def parse_args(argv):
                         help="server pid file (default: <cache>/run/artifact-mirror.pid)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    lay = commands.add_parser("layout", help="copy built binaries into the mirror, write "
-                                             "SHA256SUMS and manifest.json")
+    lay = commands.add_parser("layout", help="copy built binaries and images into the mirror, "
+                                             "write SHA256SUMS and manifest.json")
     lay.add_argument("--version", required=True, help="Kubernetes release, e.g. 1.36.3")
     lay.add_argument("--cache", default=cache,
                      help="build cache root (default: $PLINTH_CACHE or ~/.cache/plinth)")
     lay.add_argument("--arch", default="amd64", help="architecture the binaries were built for")
     lay.add_argument("--binaries", type=lambda text: [b for b in text.split(",") if b],
                      help="comma-separated subset (default: every binary in the cache)")
+    lay.add_argument("--images", type=lambda text: [i for i in text.split(",") if i],
+                     help="comma-separated image subset, by reference or short name (e.g. "
+                          "etcd,pause); default: every image scripts/build_images.py built, if any")
+    lay.add_argument("--no-images", action="store_true", help="copy no images")
     lay.set_defaults(func=layout)
 
     srv = commands.add_parser("serve", help="serve the mirror over HTTP in the background")

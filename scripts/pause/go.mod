@@ -1,0 +1,3 @@
+module plinth.local/pause
+
+go 1.22
