@@ -706,11 +706,13 @@ def is_our_nspawn(pid, host):
 
 def leader(host):
     """PID (on the machine) of the host's init: the descendant of nspawn that is PID 1 in
-    its own PID namespace."""
+    its own PID namespace, the outermost one (a pod's pause process is PID 1 of a PID
+    namespace nested inside the host's)."""
     pid = host.get("pid")
     if not is_our_nspawn(pid, host):
         return None
     table = process_table()
+    found = []
     for candidate, info in table.items():
         if len(info["nspid"]) < 2 or info["nspid"][-1] != "1":
             continue
@@ -718,8 +720,9 @@ def leader(host):
         while walk > 1 and walk in table:
             walk = table[walk]["ppid"]
             if walk == pid:
-                return candidate
-    return None
+                found.append((len(info["nspid"]), candidate))
+                break
+    return min(found)[1] if found else None
 
 
 def in_node(host, cmd, timeout=30):

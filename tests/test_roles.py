@@ -185,3 +185,29 @@ def test_kubeadm_options_mirror_the_generator(role):
         assert defaults["%s_%s" % (role, key)] == expected, key
     if role == "control_plane":
         assert set(exposed) == set(generator)
+
+
+# --- kube-vip's static pod -------------------------------------------------------------
+
+@pytest.mark.parametrize("kubeconfig", ["/etc/kubernetes/super-admin.conf", "/etc/kubernetes/admin.conf"])
+def test_kube_vip_static_pod_holds_the_endpoint(kubeconfig):
+    text = _render("control_plane", "kube-vip.yaml.j2", ansible_managed="managed",
+                   __control_plane_endpoint={"host": "10.0.0.10", "port": 6443},
+                   __control_plane_kube_vip_nic="bond0", __control_plane_kube_vip_kubeconfig=kubeconfig)
+    pod = yaml.safe_load(text)
+    assert (pod["apiVersion"], pod["kind"], pod["metadata"]["namespace"]) == ("v1", "Pod", "kube-system")
+    assert pod["spec"]["hostNetwork"] is True
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == load("control_plane", "defaults", "main.yml")["control_plane_kube_vip_image"]
+    env = dict((item["name"], item["value"]) for item in container["env"])
+    assert all(isinstance(value, str) for value in env.values())
+    assert (env["address"], env["port"], env["vip_interface"]) == ("10.0.0.10", "6443", "bond0")
+    assert env["cp_enable"] == env["vip_arp"] == env["vip_leaderelection"] == "true"
+    # kube-vip reaches the API on its own host (hostAliases), never through the VIP it provides.
+    assert env["kubernetes_addr"] == "kubernetes:6443"
+    assert pod["spec"]["hostAliases"] == [{"hostnames": ["kubernetes"], "ip": "127.0.0.1"}]
+    assert set(container["securityContext"]["capabilities"]["add"]) == {"NET_ADMIN", "NET_RAW"}
+    mount = container["volumeMounts"][0]
+    volume = pod["spec"]["volumes"][0]
+    assert (mount["name"], mount["mountPath"], mount["readOnly"]) == (volume["name"], "/etc/kubernetes/admin.conf", True)
+    assert volume["hostPath"] == {"path": kubeconfig, "type": "File"}
