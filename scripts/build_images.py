@@ -54,7 +54,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import build_kubernetes as kube  # noqa: E402  (a sibling script, not a package)
+import artifact_mirror  # noqa: E402  (sibling scripts, not a package)
+import build_kubernetes as kube  # noqa: E402
 
 SCRIPTS_DIR = os.path.dirname(os.path.abspath(__file__))
 PAUSE_SOURCE = os.path.join(SCRIPTS_DIR, "pause")
@@ -114,12 +115,7 @@ class BuildError(Exception):
 log = kube.log
 
 
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256_file = artifact_mirror.sha256_of
 
 
 # --- the image list ---------------------------------------------------------------
@@ -217,23 +213,9 @@ def build_pause(args, tag):
         return target, 0.0
     os.makedirs(os.path.dirname(target), exist_ok=True)
     ldflags = "-s -w -X 'main.version=%s'" % tag
-    env = dict(os.environ, CGO_ENABLED="0", GOOS="linux", GOARCH=args.arch)
-    handle, temp = tempfile.mkstemp(prefix=".pause.", dir=os.path.dirname(target))
-    os.close(handle)
-    started = time.monotonic()
-    try:
-        # -buildvcs=false: the source sits in a git checkout whose state must not
-        # change the binary.
-        result = subprocess.run(["go", "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags,
-                                 "-o", temp, "."], cwd=PAUSE_SOURCE, env=env)
-        if result.returncode != 0:
-            raise BuildError("go build of %s failed (exit %d)" % (PAUSE_SOURCE, result.returncode))
-        os.chmod(temp, 0o755)
-        os.replace(temp, target)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-    return target, time.monotonic() - started
+    # -buildvcs=false: the source sits in a git checkout whose state must not change the binary.
+    seconds = kube.go_build(PAUSE_SOURCE, ".", target, ldflags, None, args.arch, extra=["-buildvcs=false"])
+    return target, seconds
 
 
 def fetch_iptables_debs(args):

@@ -292,12 +292,13 @@ def module_origin(info):
     return proxy_info(info).get("Origin") or {}
 
 
-def go_build(work_dir, package, target, ldflags, tags, arch):
+def go_build(work_dir, package, target, ldflags, tags, arch, extra=()):
+    """A static ``go build`` of ``package`` to ``target``, renamed into place when done."""
     env = dict(os.environ, CGO_ENABLED="0", GOOS="linux", GOARCH=arch)
     directory = os.path.dirname(target)
     handle, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(target), dir=directory)
     os.close(handle)
-    args = ["build", "-trimpath", "-ldflags", ldflags, "-o", temp]
+    args = ["build", "-trimpath"] + list(extra) + ["-ldflags", ldflags, "-o", temp]
     if tags:
         args += ["-tags", tags]
     started = time.monotonic()
