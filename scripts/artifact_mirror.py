@@ -176,13 +176,7 @@ def write_image_indexes(mirror, image_dir, version, built):
         public["path"] = "images/%s/%s" % (version, entry["file"])
         entries.append(public)
     sums = "".join("%s  %s\n" % (entry["sha256"], entry["file"]) for entry in entries)
-    manifest = {"kubernetes_version": version, "images": entries}
-    indexes = {"SHA256SUMS": sums,
-               "manifest.json": json.dumps(manifest, indent=2, sort_keys=True) + "\n"}
-    for name, content in indexes.items():
-        path = os.path.join(image_dir, name)
-        written = write_atomic(path, content)
-        print("%-9s %s" % ("wrote" if written else "unchanged", os.path.relpath(path, mirror)))
+    write_index_files(mirror, image_dir, sums, {"kubernetes_version": version, "images": entries})
 
 
 def mirrored_binaries(version_dir):
@@ -211,11 +205,15 @@ def write_indexes(mirror, version_dir, version, built):
             "size": os.path.getsize(path),
             "path": "kubernetes/%s/%s" % (version, relative),
         })
-    manifest = {"kubernetes_version": version, "artifacts": entries}
-    indexes = {"SHA256SUMS": "".join(sums),
+    write_index_files(mirror, version_dir, "".join(sums), {"kubernetes_version": version, "artifacts": entries})
+
+
+def write_index_files(mirror, directory, sums, manifest):
+    """SHA256SUMS and manifest.json of one mirror folder, each rewritten only when it changed."""
+    indexes = {"SHA256SUMS": sums,
                "manifest.json": json.dumps(manifest, indent=2, sort_keys=True) + "\n"}
     for name, content in indexes.items():
-        path = os.path.join(version_dir, name)
+        path = os.path.join(directory, name)
         written = write_atomic(path, content)
         print("%-9s %s" % ("wrote" if written else "unchanged", os.path.relpath(path, mirror)))
 
