@@ -57,6 +57,13 @@ def kubeadm_control_plane_files(options, encryption_keys=None):
                  _plain(encryption_keys))
 
 
+def kubeadm_join_credentials(join_command, upload_certs_output=None):
+    try:
+        return kubeadm.join_credentials(join_command, upload_certs_output)
+    except ValueError as exc:
+        raise AnsibleFilterError("kubeadm_join_credentials: %s" % exc)
+
+
 def kubeadm_encryption_keys(text):
     try:
         return kubeadm.encryption_keys_in(text)
@@ -71,4 +78,5 @@ class FilterModule(object):
             "kubeadm_join_config": kubeadm_join_config,
             "kubeadm_control_plane_files": kubeadm_control_plane_files,
             "kubeadm_encryption_keys": kubeadm_encryption_keys,
+            "kubeadm_join_credentials": kubeadm_join_credentials,
         }

@@ -559,6 +559,37 @@ def join_documents(spec, host, options=None, token=None, ca_cert_hashes=None, ce
     return [join]
 
 
+# --- join credentials from kubeadm's own output ----------------------------------------
+
+# Credential -> the flag of `kubeadm join` that carries it.
+JOIN_COMMAND_FLAGS = (("token", "--token"), ("ca_cert_hash", "--discovery-token-ca-cert-hash"))
+
+
+def join_credentials(join_command, upload_certs_output=None):
+    """``{token, ca_cert_hash[, certificate_key]}`` read from what kubeadm printed.
+
+    ``join_command`` is the output of ``kubeadm token create --print-join-command``;
+    ``upload_certs_output`` that of ``kubeadm init phase upload-certs --upload-certs``,
+    whose last line of 64 hex digits is the key (control-plane joins only). Raises
+    ValueError naming what is missing, never showing the output: it holds secrets.
+    """
+    text = join_command if isinstance(join_command, str) else ""
+    found = {}
+    for key, flag in JOIN_COMMAND_FLAGS:
+        match = re.search(r"%s\s+(\S+)" % re.escape(flag), text)
+        if not match:
+            raise ValueError("the join command kubeadm printed has no %s (got %s)" % (flag, _redacted(join_command)))
+        found[key] = match.group(1)
+    if upload_certs_output is not None:
+        keys = [line.strip() for line in str(upload_certs_output).splitlines()
+                if CERTIFICATE_KEY.match(line.strip())]
+        if not keys:
+            raise ValueError("kubeadm's upload-certs output has no certificate key (got %s)"
+                             % _redacted(upload_certs_output))
+        found["certificate_key"] = keys[-1]
+    return found
+
+
 # --- files the API server reads ------------------------------------------------
 
 def encryption_config(keys, options=None, prefix="control_plane_"):

@@ -28,7 +28,8 @@ def _spec(inventory):
 
 def test_filters_are_exported():
     assert sorted(filters.FilterModule().filters()) == [
-        "kubeadm_control_plane_files", "kubeadm_encryption_keys", "kubeadm_init_config", "kubeadm_join_config"]
+        "kubeadm_control_plane_files", "kubeadm_encryption_keys", "kubeadm_init_config", "kubeadm_join_config",
+        "kubeadm_join_credentials"]
 
 
 def test_init_config_is_yaml_text(production):
@@ -78,3 +79,9 @@ def test_encryption_keys_filter_refuses_other_text():
     with pytest.raises(AnsibleFilterError) as exc:
         filters.kubeadm_encryption_keys("resources: [1]\n")
     assert "kubeadm_encryption_keys: not an EncryptionConfiguration" in str(exc.value)
+
+
+def test_join_credentials_filter_turns_errors_into_filter_errors():
+    with pytest.raises(AnsibleFilterError) as exc:
+        filters.kubeadm_join_credentials("kubeadm join 10.0.0.10:6443")
+    assert str(exc.value).startswith("kubeadm_join_credentials: the join command kubeadm printed has no --token")

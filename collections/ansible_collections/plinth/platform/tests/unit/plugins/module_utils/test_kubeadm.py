@@ -632,3 +632,32 @@ def test_encryption_keys_read_back_from_the_written_file():
                                   "resources:\n- providers:\n  - identity: {}\n"])
 def test_encryption_keys_of_a_file_without_keys(text):
     assert kubeadm.encryption_keys_in(text) == []
+
+
+JOIN_COMMAND = ("kubeadm join 10.0.0.10:6443 --token abcdef.0123456789abcdef "
+                "--discovery-token-ca-cert-hash sha256:%s \n" % ("0a" * 32))
+
+
+def test_join_credentials_from_kubeadm_output(production):
+    upload = ("[upload-certs] Storing the certificates in Secret \"kubeadm-certs\" in the \"kube-system\" Namespace\n"
+              "[upload-certs] Using certificate key:\n%s\n" % ("f0" * 32))
+    found = kubeadm.join_credentials(JOIN_COMMAND, upload)
+    assert found == {"token": "abcdef.0123456789abcdef", "ca_cert_hash": "sha256:" + "0a" * 32,
+                     "certificate_key": "f0" * 32}
+    assert set(kubeadm.join_credentials(JOIN_COMMAND)) == {"token", "ca_cert_hash"}
+    # What it reads is what the join configuration accepts.
+    kubeadm.join_documents(build_spec(*production), "worker-1", {},
+                           token=found["token"], ca_cert_hashes=found["ca_cert_hash"])
+
+
+@pytest.mark.parametrize("command,upload,missing", [
+    ("kubeadm join 10.0.0.10:6443 --discovery-token-ca-cert-hash sha256:00", None, "--token"),
+    ("kubeadm join 10.0.0.10:6443 --token secret.value", None, "--discovery-token-ca-cert-hash"),
+    (JOIN_COMMAND, "[upload-certs] Using certificate key:\n", "certificate key"),
+])
+def test_join_credentials_name_what_is_missing_and_show_nothing(command, upload, missing):
+    with pytest.raises(ValueError) as exc:
+        kubeadm.join_credentials(command, upload)
+    message = str(exc.value)
+    assert missing in message and "<redacted, " in message
+    assert "secret" not in message and "f0f0" not in message
