@@ -578,6 +578,9 @@ def prepare_host(state, layout, host, tarball, pubkey):
     names = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
     names += ["%s %s" % (h["address"], h["name"]) for h in layout["hosts"]]
     host_file(files, base, "/etc/hosts", "\n".join(names) + "\n")
+    # A name server CoreDNS can forward to (it refuses to start without one). Nothing
+    # listens there, so lookups beyond /etc/hosts fail at once (port unreachable).
+    host_file(files, base, "/etc/resolv.conf", "nameserver %s\n" % layout["gateway"])
     host_file(files, base, "/root/.ssh/authorized_keys", pubkey, 0o600)
     release, modules = kernel_builtin_modules()
     # The kernel loads no modules, but has what a node modprobes built in; listing them

@@ -156,6 +156,9 @@ OPTIONS = {
     "dns_domain": s.Str("cluster.local", checks=[s.dns_subdomain]),
     "kube_proxy_mode": s.Str("iptables", choices=("iptables", "ipvs", "nftables"),
                              doc="used only while kube-proxy runs (Cilium without its replacement, or no Cilium)"),
+    "kube_proxy_tune_conntrack": s.Bool(True, doc="kube-proxy sizes the kernel's connection tracking table and TCP "
+                                                  "timeouts; false leaves the kernel's values (hosts whose /proc/sys "
+                                                  "is read-only, such as containers used as test hosts)"),
     "kubelet_fail_cgroup_v1": s.Bool(True, doc="the kubelet's own default; false lets it run on cgroup v1 hosts"),
     "kubelet_server_tls_bootstrap": s.Bool(False, doc="kubelet serving certificates from the cluster CA; "
                                                       "needs a CSR approver"),
@@ -473,12 +476,16 @@ def kubelet_configuration(opts):
 
 
 def kube_proxy_configuration(spec, opts):
-    return {
+    config = {
         "apiVersion": KUBE_PROXY_API,
         "kind": "KubeProxyConfiguration",
         "mode": opts["kube_proxy_mode"],
         "clusterCIDR": spec["pod_cidr"],
     }
+    if not opts["kube_proxy_tune_conntrack"]:
+        # Zero means "leave the kernel's value" to kube-proxy.
+        config["conntrack"] = {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"}
+    return config
 
 
 def init_documents(spec, host, options=None, certificate_key=None, prefix="control_plane_"):

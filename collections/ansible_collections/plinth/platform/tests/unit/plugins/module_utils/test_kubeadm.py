@@ -75,6 +75,7 @@ def problems(function, *a, **kw):
 LAB_OPTIONS = {
     "cert_sans": ["api.lab.example.com"], "ignore_preflight_errors": ["SystemVerification"],
     "image_repository": "mirror.example.com:5000/k8s", "dns_domain": "lab.internal", "kube_proxy_mode": "ipvs",
+    "kube_proxy_tune_conntrack": False,
     "kubelet_fail_cgroup_v1": False, "kubelet_server_tls_bootstrap": True,
     "etcd_listen_metrics_urls": "http://127.0.0.1:2381,http://[::]:2382", "component_bind_address": "0.0.0.0",
     "encryption_provider": "aescbc", "encryption_resources": ["secrets", "configmaps"],
@@ -310,6 +311,14 @@ def test_kube_proxy_runs_without_cilium_replacement(cilium):
     assert docs["KubeProxyConfiguration"] == {"apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
                                               "kind": "KubeProxyConfiguration", "mode": "nftables",
                                               "clusterCIDR": "10.244.0.0/16"}
+
+
+def test_kube_proxy_leaves_the_kernels_conntrack_settings_when_told():
+    def edit(variables, _groups, _hostvars):
+        variables.setdefault("plinth_components", {})["cilium"] = {"enabled": False}
+
+    conntrack = init(edit=edit, options={"kube_proxy_tune_conntrack": False})["KubeProxyConfiguration"]["conntrack"]
+    assert conntrack == {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"}
 
 
 # --- join -------------------------------------------------------------------------
