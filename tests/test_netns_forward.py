@@ -1,0 +1,373 @@
+"""The loopback forwarder into a network namespace, against a real namespace: an echo server
+runs on the namespace's own 127.0.0.1, reachable from this machine only through the forwarder.
+Needs root (ip netns, setns)."""
+
+import concurrent.futures
+import contextlib
+import hashlib
+import os
+import secrets
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "scripts", "netns_forward.py")
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import netns_forward  # noqa: E402
+
+EOF_MARK = b"<client-eof>"
+# Echoes every byte; once the client has shut down writing, sends EOF_MARK and closes. So a
+# reply ending in EOF_MARK proves the half-close crossed the forwarder.
+ECHO_SERVER = r"""
+import socket, sys, threading
+
+def serve(conn):
+    with conn:
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                conn.sendall(data)
+            conn.sendall(%r)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(128)
+print(server.getsockname()[1], flush=True)
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+""" % EOF_MARK
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, SCRIPT] + list(args), capture_output=True, text=True, timeout=60)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def forwarder_pids(pidfile):
+    """Every process on the machine that is a forwarder for this pid file."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and netns_forward.forwarder_of(int(entry), os.path.abspath(pidfile)):
+            pids.append(int(entry))
+    return pids
+
+
+def add_netns(name):
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+
+
+def delete_netns(name):
+    if os.path.exists(os.path.join("/run/netns", name)):
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def end_process(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def exchange(port, payload, shut=True):
+    """Send payload (from a thread, so a large one cannot deadlock against the echo), shut
+    down writing, and read until the other side closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        def send():
+            sock.sendall(payload)
+            if shut:
+                sock.shutdown(socket.SHUT_WR)
+        sender = threading.Thread(target=send)
+        sender.start()
+        received = []
+        while True:
+            data = sock.recv(1 << 16)
+            if not data:
+                break
+            received.append(data)
+        sender.join(30)
+        return b"".join(received)
+
+
+@pytest.fixture(scope="module")
+def netns():
+    if os.geteuid() != 0:
+        pytest.fail("tests/test_netns_forward.py must run as root: it creates network namespaces "
+                    "and the forwarder calls setns", pytrace=False)
+    name = "plinth-fwdtest-%s" % secrets.token_hex(4)
+    try:
+        add_netns(name)
+        yield name
+    finally:
+        delete_netns(name)
+
+
+@pytest.fixture(scope="module")
+def echo_port(netns):
+    """The port of an echo server on 127.0.0.1 inside the namespace."""
+    proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", ECHO_SERVER],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        line = proc.stdout.readline() if ready else ""
+        assert line.strip().isdigit(), "echo server did not start in %s (exit %s)" % (netns, proc.poll())
+        yield int(line)
+    finally:
+        end_process(proc)
+
+
+@pytest.fixture
+def forwarder(netns, echo_port, tmp_path):
+    """A forwarder started through the command line, stopped (and checked gone) afterwards."""
+    pidfile = str(tmp_path / "run" / "forward.pid")
+    listen_port = free_port()
+    args = ["--netns", netns, "--listen", "127.0.0.1:%d" % listen_port, "--to", "127.0.0.1:%d" % echo_port,
+            "--pidfile", pidfile, "--log", str(tmp_path / "forward.log")]
+    try:
+        result = cli("start", *args)
+        assert result.returncode == 0, result.stderr
+        yield {"port": listen_port, "pidfile": pidfile, "args": args, "pid": netns_forward.read_pid(pidfile),
+               "stdout": result.stdout, "netns": netns, "to": "127.0.0.1:%d" % echo_port}
+    finally:
+        netns_forward.stop(pidfile)
+        assert forwarder_pids(pidfile) == []
+
+
+def test_bytes_cross_into_the_namespace_and_only_through_the_forwarder(forwarder, echo_port):
+    assert forwarder["stdout"].startswith("started: 127.0.0.1:%d -> 127.0.0.1:%d in netns %s"
+                                          % (forwarder["port"], echo_port, forwarder["netns"]))
+    assert exchange(forwarder["port"], b"hello") == b"hello" + EOF_MARK
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", echo_port), timeout=5).close()
+
+
+def test_listener_is_on_this_machine_and_connections_start_inside_the_namespace(forwarder):
+    pid = forwarder["pid"]
+    assert forwarder_pids(forwarder["pidfile"]) == [pid]
+    assert netns_forward.in_netns(pid, forwarder["netns"])
+    assert os.stat("/proc/%d/ns/net" % pid).st_ino != os.stat("/proc/self/ns/net").st_ino
+
+
+def test_concurrent_connections_each_get_their_own_bytes(forwarder):
+    payloads = [("%02d:" % i).encode() + os.urandom(200_000) for i in range(20)]
+    barrier = threading.Barrier(20, timeout=30)
+
+    def one(payload):
+        with socket.create_connection(("127.0.0.1", forwarder["port"]), timeout=30) as sock:
+            barrier.wait()  # all 20 open at once
+            sender = threading.Thread(target=lambda: (sock.sendall(payload), sock.shutdown(socket.SHUT_WR)))
+            sender.start()
+            received = b""
+            while True:
+                data = sock.recv(1 << 16)
+                if not data:
+                    break
+                received += data
+            sender.join(30)
+            return received
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        replies = list(pool.map(one, payloads))
+    assert [reply == payload + EOF_MARK for reply, payload in zip(replies, payloads)] == [True] * 20
+
+
+def test_large_payload_arrives_intact(forwarder):
+    payload = os.urandom(5 * 1024 * 1024)
+    reply = exchange(forwarder["port"], payload)
+    assert len(reply) == len(payload) + len(EOF_MARK)
+    assert hashlib.sha256(reply).hexdigest() == hashlib.sha256(payload + EOF_MARK).hexdigest()
+
+
+def test_half_close_keeps_the_other_direction_open(forwarder):
+    with socket.create_connection(("127.0.0.1", forwarder["port"]), timeout=30) as sock:
+        sock.sendall(b"first")
+        assert sock.recv(100) == b"first"
+        sock.sendall(b"second")
+        sock.shutdown(socket.SHUT_WR)
+        rest = b""
+        while True:
+            data = sock.recv(100)
+            if not data:
+                break
+            rest += data
+    assert rest == b"second" + EOF_MARK
+
+
+def test_one_broken_connection_does_not_stop_the_forwarder(forwarder):
+    sock = socket.create_connection(("127.0.0.1", forwarder["port"]), timeout=30)
+    sock.sendall(os.urandom(1 << 20))
+    # Close with a reset while bytes are still in flight both ways.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()
+    time.sleep(0.2)
+    assert exchange(forwarder["port"], b"still here") == b"still here" + EOF_MARK
+    assert netns_forward.status(forwarder["pidfile"])["pid"] == forwarder["pid"]
+
+
+def test_unreachable_target_closes_the_client_only(netns, tmp_path):
+    pidfile = str(tmp_path / "refused.pid")
+    port = free_port()
+    try:
+        netns_forward.start(netns, "127.0.0.1:%d" % port, "127.0.0.1:%d" % free_port(), pidfile)
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                with contextlib.suppress(ConnectionResetError):
+                    assert sock.recv(100) == b""
+        assert netns_forward.status(pidfile) is not None
+    finally:
+        netns_forward.stop(pidfile)
+
+
+def test_start_twice_is_a_no_op(forwarder):
+    again = cli("start", *forwarder["args"])
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("running already: ")
+    assert netns_forward.read_pid(forwarder["pidfile"]) == forwarder["pid"]
+    result = netns_forward.start(forwarder["netns"], "127.0.0.1:%d" % forwarder["port"], forwarder["to"],
+                                 forwarder["pidfile"])
+    assert (result["started"], result["pid"]) == (False, forwarder["pid"])
+    assert forwarder_pids(forwarder["pidfile"]) == [forwarder["pid"]]
+
+
+def test_start_with_other_arguments_fails_naming_both(forwarder):
+    other = "127.0.0.1:%d" % free_port()
+    args = list(forwarder["args"])
+    args[args.index("--to") + 1] = other
+    result = cli("start", *args)
+    assert result.returncode != 0
+    assert forwarder["to"] in result.stderr and other in result.stderr
+    assert "other arguments" in result.stderr
+    assert forwarder_pids(forwarder["pidfile"]) == [forwarder["pid"]]
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:%d", "10.123.66.1:%d", "[::1]:%d", "localhost:%d"])
+def test_listen_address_outside_loopback_is_refused(netns, echo_port, tmp_path, listen):
+    pidfile = str(tmp_path / "forward.pid")
+    result = cli("start", "--netns", netns, "--listen", listen % free_port(), "--to", "127.0.0.1:%d" % echo_port,
+                 "--pidfile", pidfile)
+    assert result.returncode != 0
+    assert "must be an IPv4 address in 127.0.0.0/8" in result.stderr
+    assert not os.path.exists(pidfile) and forwarder_pids(pidfile) == []
+
+
+def test_missing_namespace_is_named(tmp_path, netns):
+    pidfile = str(tmp_path / "forward.pid")
+    missing = netns + "-missing"
+    result = cli("start", "--netns", missing, "--listen", "127.0.0.1:%d" % free_port(), "--to", "127.0.0.1:1",
+                 "--pidfile", pidfile)
+    assert result.returncode != 0
+    assert "network namespace %r does not exist" % missing in result.stderr
+    assert not os.path.exists(pidfile) and forwarder_pids(pidfile) == []
+
+
+def test_port_in_use_is_named(netns, echo_port, tmp_path):
+    pidfile = str(tmp_path / "forward.pid")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        listen = "127.0.0.1:%d" % taken.getsockname()[1]
+        result = cli("start", "--netns", netns, "--listen", listen, "--to", "127.0.0.1:%d" % echo_port,
+                     "--pidfile", pidfile)
+    assert result.returncode != 0
+    assert "%s is in use already" % listen in result.stderr
+    assert not os.path.exists(pidfile) and forwarder_pids(pidfile) == []
+
+
+def test_status_describes_the_forwarder(forwarder):
+    result = cli("status", "--pidfile", forwarder["pidfile"])
+    assert result.returncode == 0
+    assert "127.0.0.1:%d -> %s in netns %s (pid %d" % (
+        forwarder["port"], forwarder["to"], forwarder["netns"], forwarder["pid"]) in result.stdout
+
+
+def test_stop_ends_the_process_and_is_safe_to_repeat(forwarder):
+    pid, pidfile = forwarder["pid"], forwarder["pidfile"]
+    result = cli("stop", "--pidfile", pidfile)
+    assert (result.returncode, result.stdout.strip()) == (0, "stopped pid %d" % pid)
+    assert netns_forward.forwarder_of(pid, pidfile) is None and forwarder_pids(pidfile) == []
+    assert not os.path.exists(pidfile)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", forwarder["port"]), timeout=5).close()
+    again = cli("stop", "--pidfile", pidfile)
+    assert (again.returncode, again.stdout.startswith("not running")) == (0, True)
+    assert cli("status", "--pidfile", pidfile).returncode == 1
+
+
+def test_stale_pid_file_is_replaced_and_its_pid_never_killed(netns, echo_port, tmp_path):
+    pidfile = str(tmp_path / "forward.pid")
+    bystander = subprocess.Popen(["sleep", "120"])
+    try:
+        with open(pidfile, "w") as handle:
+            handle.write("%d\n" % bystander.pid)
+        assert cli("status", "--pidfile", pidfile).returncode == 1
+        assert cli("stop", "--pidfile", pidfile).returncode == 0
+        assert bystander.poll() is None and not os.path.exists(pidfile)
+        with open(pidfile, "w") as handle:
+            handle.write("%d\n" % bystander.pid)
+        result = netns_forward.start(netns, "127.0.0.1:%d" % free_port(), "127.0.0.1:%d" % echo_port, pidfile)
+        assert result["started"] and result["pid"] != bystander.pid
+        assert netns_forward.read_pid(pidfile) == result["pid"]
+        assert bystander.poll() is None
+    finally:
+        netns_forward.stop(pidfile)
+        end_process(bystander)
+    assert forwarder_pids(pidfile) == []
+
+
+def test_run_serves_in_the_foreground_until_terminated(netns, echo_port, tmp_path):
+    pidfile = str(tmp_path / "forward.pid")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, SCRIPT, "run", "--netns", netns, "--listen", "127.0.0.1:%d" % port,
+                             "--to", "127.0.0.1:%d" % echo_port, "--pidfile", pidfile], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while netns_forward.read_pid(pidfile) != proc.pid and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert netns_forward.status(pidfile)["pid"] == proc.pid
+        assert exchange(port, b"foreground") == b"foreground" + EOF_MARK
+        proc.terminate()
+        assert proc.wait(20) == 0
+        assert not os.path.exists(pidfile)
+    finally:
+        end_process(proc)
+        proc.stderr.close()
+
+
+def test_forwarder_into_a_replaced_namespace_is_restarted(tmp_path):
+    name = "plinth-fwdtest-%s" % secrets.token_hex(4)
+    pidfile = str(tmp_path / "forward.pid")
+    listen = "127.0.0.1:%d" % free_port()
+    try:
+        add_netns(name)
+        first = netns_forward.start(name, listen, "127.0.0.1:1", pidfile)
+        delete_netns(name)
+        add_netns(name)
+        second = netns_forward.start(name, listen, "127.0.0.1:1", pidfile)
+        assert second["started"] and second["pid"] != first["pid"]
+        assert netns_forward.forwarder_of(first["pid"], os.path.abspath(pidfile)) is None
+        assert netns_forward.in_netns(second["pid"], name)
+    finally:
+        netns_forward.stop(pidfile)
+        delete_netns(name)
+    assert forwarder_pids(pidfile) == []
