@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Lay out and serve the artifact mirror that kubernetes_packages installs from.
+"""Lay out and serve the artifact mirror that kubernetes_packages (and cni_bridge) install from.
 
 `layout` copies built binaries from the build cache (scripts/build_kubernetes.py)
 into the directory tree an air-gapped site hosts over HTTP:
@@ -8,6 +8,15 @@ into the directory tree an air-gapped site hosts over HTTP:
     <mirror>/kubernetes/v<version>/bin/linux/<arch>/<binary>.sha256
     <mirror>/kubernetes/v<version>/SHA256SUMS
     <mirror>/kubernetes/v<version>/manifest.json
+
+the CNI plugins of the cni_bridge role's pod network, when built with
+`scripts/build_kubernetes.py --binaries cni-plugins`, in a folder of their own
+release:
+
+    <mirror>/cni-plugins/v<version>/bin/linux/<arch>/<plugin>
+    <mirror>/cni-plugins/v<version>/bin/linux/<arch>/<plugin>.sha256
+    <mirror>/cni-plugins/v<version>/SHA256SUMS
+    <mirror>/cni-plugins/v<version>/manifest.json
 
 and, when scripts/build_images.py has built them, the images kubeadm deploys as
 OCI image-layout tarballs that container_runtime preloads into containerd:
@@ -35,6 +44,8 @@ import sys
 import time
 
 OS_NAME = "linux"
+KUBERNETES = "kubernetes"
+CNI_PLUGINS = "cni-plugins"
 
 
 def default_cache():
@@ -90,22 +101,34 @@ def load_build_info(release_dir):
         return {}
 
 
+def built_binaries(cache_bin):
+    return sorted(name for name in os.listdir(cache_bin)
+                  if not name.startswith(".") and os.path.isfile(os.path.join(cache_bin, name)))
+
+
 def layout(args):
     version = normalise_version(args.version)
-    release_dir = os.path.join(args.cache, "kubernetes", version)
+    release_dir = os.path.join(args.cache, KUBERNETES, version)
     cache_bin = os.path.join(release_dir, "bin")
     if not os.path.isdir(cache_bin):
         sys.exit("artifact_mirror: no build for %s in %s (run scripts/build_kubernetes.py "
                  "--version %s first)" % (version, cache_bin, version[1:]))
-    built = load_build_info(release_dir)
-    available = sorted(name for name in os.listdir(cache_bin)
-                       if not name.startswith(".") and os.path.isfile(os.path.join(cache_bin, name)))
+    available = built_binaries(cache_bin)
     names = args.binaries or available
     missing = sorted(set(names) - set(available))
     if missing:
         sys.exit("artifact_mirror: not built for %s: %s" % (version, ", ".join(missing)))
+    layout_release(args, KUBERNETES, version, release_dir, names)
+    if not args.no_cni_plugins:
+        layout_cni_plugins(args)
+    if not args.no_images:
+        layout_images(args, version)
 
-    version_dir = os.path.join(args.mirror, "kubernetes", version)
+
+def layout_release(args, product, version, release_dir, names):
+    """Copy the named binaries of one cached release to <mirror>/<product>/<version>/, then index it."""
+    built = load_build_info(release_dir)
+    version_dir = os.path.join(args.mirror, product, version)
     arch_dir = os.path.join(version_dir, "bin", OS_NAME, args.arch)
     os.makedirs(arch_dir, exist_ok=True)
     for name in names:
@@ -113,12 +136,32 @@ def layout(args):
             sys.exit("artifact_mirror: %s in the cache was built for %s, not %s"
                      % (name, built[name]["arch"], args.arch))
         target = os.path.join(arch_dir, name)
-        copied = copy_atomic(os.path.join(cache_bin, name), target)
+        copied = copy_atomic(os.path.join(release_dir, "bin", name), target)
         write_atomic(target + ".sha256", sha256_of(target) + "\n")
         print("%-9s %s" % ("copied" if copied else "unchanged", os.path.relpath(target, args.mirror)))
-    write_indexes(args.mirror, version_dir, version, built)
-    if not args.no_images:
-        layout_images(args, version)
+    write_indexes(args.mirror, product, version, built)
+
+
+def layout_cni_plugins(args):
+    """Every CNI plugins release in the cache, or the one --cni-plugins names (which must be built)."""
+    cache_root = os.path.join(args.cache, CNI_PLUGINS)
+    if args.cni_plugins:
+        versions = [normalise_version(args.cni_plugins)]
+    elif os.path.isdir(cache_root):
+        versions = sorted(name for name in os.listdir(cache_root)
+                          if os.path.isdir(os.path.join(cache_root, name, "bin")))
+    else:
+        versions = []
+    if not versions:
+        print("no CNI plugins built (scripts/build_kubernetes.py --binaries cni-plugins): none laid out")
+    for version in versions:
+        release_dir = os.path.join(cache_root, version)
+        cache_bin = os.path.join(release_dir, "bin")
+        names = built_binaries(cache_bin) if os.path.isdir(cache_bin) else []
+        if not names:
+            sys.exit("artifact_mirror: no CNI plugins %s in %s (run scripts/build_kubernetes.py "
+                     "--binaries cni-plugins --cni-plugins-version %s first)" % (version, cache_bin, version))
+        layout_release(args, CNI_PLUGINS, version, release_dir, names)
 
 
 def load_image_manifest(image_cache):
@@ -189,8 +232,9 @@ def mirrored_binaries(version_dir):
             yield "bin/%s/%s/%s" % (OS_NAME, arch, name), arch, name
 
 
-def write_indexes(mirror, version_dir, version, built):
-    """SHA256SUMS and manifest.json over everything in the version, all arches."""
+def write_indexes(mirror, product, version, built):
+    """SHA256SUMS and manifest.json over everything in <product>/<version>, all arches."""
+    version_dir = os.path.join(mirror, product, version)
     sums, entries = [], []
     for relative, arch, name in mirrored_binaries(version_dir):
         path = os.path.join(version_dir, relative)
@@ -203,9 +247,11 @@ def write_indexes(mirror, version_dir, version, built):
             "arch": arch,
             "sha256": digest,
             "size": os.path.getsize(path),
-            "path": "kubernetes/%s/%s" % (version, relative),
+            "path": "%s/%s/%s" % (product, version, relative),
         })
-    write_index_files(mirror, version_dir, "".join(sums), {"kubernetes_version": version, "artifacts": entries})
+    # "kubernetes_version", "cni_plugins_version": the release the folder holds.
+    manifest = {"%s_version" % product.replace("-", "_"): version, "artifacts": entries}
+    write_index_files(mirror, version_dir, "".join(sums), manifest)
 
 
 def write_index_files(mirror, directory, sums, manifest):
@@ -352,7 +398,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         description="Lay out the Kubernetes artifact mirror from the build cache, and serve it.",
         epilog="Layout: <mirror>/kubernetes/v<VERSION>/bin/linux/<ARCH>/<BINARY> (+ .sha256), "
-               "<mirror>/kubernetes/v<VERSION>/SHA256SUMS and manifest.json; "
+               "<mirror>/kubernetes/v<VERSION>/SHA256SUMS and manifest.json; the same under "
+               "<mirror>/cni-plugins/v<CNI VERSION>/ for the CNI plugins; "
                "<mirror>/images/v<VERSION>/<IMAGE>-<TAG>-linux-<ARCH>.tar, SHA256SUMS and manifest.json. "
                "See docs/air-gapped.md.")
     parser.add_argument("--mirror", default=os.path.join(cache, "mirror"),
@@ -361,7 +408,7 @@ def parse_args(argv):
                         help="server pid file (default: <cache>/run/artifact-mirror.pid)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    lay = commands.add_parser("layout", help="copy built binaries and images into the mirror, "
+    lay = commands.add_parser("layout", help="copy built binaries, CNI plugins and images into the mirror, "
                                              "write SHA256SUMS and manifest.json")
     lay.add_argument("--version", required=True, help="Kubernetes release, e.g. 1.36.3")
     lay.add_argument("--cache", default=cache,
@@ -372,6 +419,10 @@ def parse_args(argv):
     lay.add_argument("--images", type=lambda text: [i for i in text.split(",") if i],
                      help="comma-separated image subset, by reference or short name (e.g. "
                           "etcd,pause); default: every image scripts/build_images.py built, if any")
+    lay.add_argument("--cni-plugins", metavar="VERSION",
+                     help="CNI plugins release to copy, e.g. v1.9.1 (default: every release "
+                          "scripts/build_kubernetes.py --binaries cni-plugins built, if any)")
+    lay.add_argument("--no-cni-plugins", action="store_true", help="copy no CNI plugins")
     lay.add_argument("--no-images", action="store_true", help="copy no images")
     lay.set_defaults(func=layout)
 

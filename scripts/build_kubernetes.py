@@ -20,6 +20,11 @@ or --etcd-version) from go.etcd.io/etcd/server/v3, whose go.mod replaces the
 other etcd modules with local paths just like Kubernetes' staging modules. It
 lands in <cache>/etcd/v<etcd version>/bin/etcd.
 
+The CNI plugins are another: `--binaries cni-plugins` builds bridge, host-local,
+loopback and portmap (what the cni_bridge role installs) from
+github.com/containernetworking/plugins at --cni-plugins-version (pinned,
+v1.9.1 by default) into <cache>/cni-plugins/v<version>/bin/.
+
 Needs only Python 3 and the go tool, with a reachable Go module proxy (or a
 module cache that already holds the modules).
 """
@@ -62,6 +67,20 @@ ETCD_SHA_VARIABLE = "go.etcd.io/etcd/api/v3/version.GitSHA"
 # kubeadm's constants name the etcd image tag it deploys, e.g. "3.6.8-0".
 KUBEADM_ETCD_RE = re.compile(r'DefaultEtcdVersion\s*=\s*"(\d+\.\d+\.\d+)-\d+"')
 KUBEADM_CONSTANTS = os.path.join("cmd", "kubeadm", "app", "constants", "constants.go")
+
+# The CNI plugins of the cni_bridge role's pod network, one module release for all of them.
+CNI_PLUGINS_TARGET = "cni-plugins"
+CNI_PLUGINS_MODULE = "github.com/containernetworking/plugins"
+CNI_PLUGINS_VERSION = "v1.9.1"
+CNI_PLUGIN_PACKAGES = {
+    "bridge": "plugins/main/bridge",
+    "host-local": "plugins/ipam/host-local",
+    "loopback": "plugins/main/loopback",
+    "portmap": "plugins/meta/portmap",
+}
+CNI_VERSION_VARIABLE = CNI_PLUGINS_MODULE + "/pkg/utils/buildversion.BuildVersion"
+# Targets of their own release train, built beside the Kubernetes binaries when named.
+OTHER_TARGETS = (ETCD_BINARY, CNI_PLUGINS_TARGET)
 
 
 class BuildError(Exception):
@@ -350,11 +369,11 @@ def go_version():
 
 def build(args):
     version = parse_version(args.version)
-    binaries = [name for name in args.binaries if name != ETCD_BINARY]
+    binaries = [name for name in args.binaries if name not in OTHER_TARGETS]
     unknown = sorted(set(binaries) - set(KUBERNETES_BINARIES))
     if unknown:
         raise BuildError("--binaries: unknown %s; supported: %s"
-                         % (", ".join(unknown), ", ".join(KUBERNETES_BINARIES + (ETCD_BINARY,))))
+                         % (", ".join(unknown), ", ".join(KUBERNETES_BINARIES + OTHER_TARGETS)))
     if shutil.which("go") is None:
         raise BuildError("the go tool is not on PATH")
 
@@ -394,6 +413,10 @@ def build(args):
         etcd_bin_dir, etcd_timings = build_etcd_release(args, kubernetes)
         report_timings(etcd_timings, etcd_bin_dir)
         log("etcd in %s" % etcd_bin_dir)
+    if CNI_PLUGINS_TARGET in args.binaries:
+        cni_bin_dir, cni_timings = build_cni_plugins_release(args)
+        report_timings(cni_timings, cni_bin_dir)
+        log("CNI plugins in %s" % cni_bin_dir)
 
 
 def report_timings(timings, bin_dir):
@@ -500,12 +523,64 @@ def build_etcd(info, release_dir, target, arch):
     return go_build(work_dir, ETCD_MODULE, target, ldflags, None, arch)
 
 
+def resolve_cni_plugins(wanted):
+    match = VERSION_RE.match(wanted.strip())
+    if not match:
+        raise BuildError("--cni-plugins-version %r: expected MAJOR.MINOR.PATCH, e.g. %s"
+                         % (wanted, CNI_PLUGINS_VERSION))
+    version = "v%s.%s.%s" % match.groups()
+    info = module_info(CNI_PLUGINS_MODULE, version)
+    if not info:
+        raise BuildError("%s %s is not on the Go module proxy" % (CNI_PLUGINS_MODULE, version))
+    return info
+
+
+def build_cni_plugins_release(args):
+    """Build the CNI plugins once into <cache>/cni-plugins/v<version>/bin/; returns (bin_dir, timings)."""
+    info = resolve_cni_plugins(args.cni_plugins_version)
+    release_dir = os.path.join(args.cache, CNI_PLUGINS_TARGET, info["Version"])
+    bin_dir = os.path.join(release_dir, "bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    info_path = os.path.join(release_dir, "build-info.json")
+    with locked(os.path.join(release_dir, ".lock")):
+        remove_partial_builds(bin_dir)
+        names = sorted(CNI_PLUGIN_PACKAGES)
+        wanted = [name for name in names if args.force or not os.path.exists(os.path.join(bin_dir, name))]
+        for name in sorted(set(names) - set(wanted)):
+            log("%-24s already built, skipped" % name)
+        if not wanted:
+            return bin_dir, []
+        build_info = load_build_info(info_path)
+        build_info["cni_plugins_version"] = info["Version"]
+        timings = build_cni_plugins(info, wanted, release_dir, bin_dir, args.arch, build_info)
+        save_build_info(info_path, build_info)
+    return bin_dir, timings
+
+
+def build_cni_plugins(info, names, release_dir, bin_dir, arch, build_info):
+    work_dir = os.path.join(release_dir, "work")
+    packages = ["%s/%s" % (CNI_PLUGINS_MODULE, CNI_PLUGIN_PACKAGES[name]) for name in names]
+    prepare_work_module(work_dir, info, packages, module_replacements)
+    # The version each plugin reports about itself, stamped the way the upstream release does.
+    ldflags = "-s -w -X '%s=%s'" % (CNI_VERSION_VARIABLE, info["Version"])
+    timings = []
+    for name, package in zip(names, packages):
+        log("building %s %s ..." % (name, info["Version"]))
+        seconds = go_build(work_dir, package, os.path.join(bin_dir, name), ldflags, None, arch)
+        timings.append((name, seconds))
+        build_info["binaries"][name] = {
+            "version": info["Version"], "module": CNI_PLUGINS_MODULE, "package": package,
+            "go": go_version(), "arch": arch, "build_seconds": round(seconds, 1)}
+    return timings
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description="Build Kubernetes binaries (and crictl) for linux from the Go module "
                     "proxy into a per-version cache, once.",
         epilog="Output: <cache>/kubernetes/v<VERSION>/bin/<binary> plus build-info.json "
-               "beside bin/; etcd goes to <cache>/etcd/v<ETCD VERSION>/bin/etcd. "
+               "beside bin/; etcd goes to <cache>/etcd/v<ETCD VERSION>/bin/etcd, the CNI "
+               "plugins to <cache>/cni-plugins/v<CNI VERSION>/bin/<plugin>. "
                "Example: %(prog)s --version 1.36.3 "
                "--binaries kube-apiserver,kube-controller-manager,kube-scheduler,etcd",
     )
@@ -516,7 +591,7 @@ def parse_args(argv):
                         type=lambda text: [b.strip() for b in text.split(",") if b.strip()],
                         help="comma-separated, default %s; supported: %s"
                              % (",".join(DEFAULT_BINARIES),
-                                ",".join(KUBERNETES_BINARIES + (ETCD_BINARY,))))
+                                ",".join(KUBERNETES_BINARIES + OTHER_TARGETS)))
     parser.add_argument("--cache", default=default_cache(),
                         help="cache root (default: $PLINTH_CACHE or ~/.cache/plinth)")
     parser.add_argument("--arch", default="amd64", help="GOARCH to build for (default amd64)")
@@ -526,6 +601,10 @@ def parse_args(argv):
     parser.add_argument("--etcd-version",
                         help="etcd release for the etcd binary (default: the one kubeadm of "
                              "--version deploys, e.g. 3.6.8 for 1.36)")
+    parser.add_argument("--cni-plugins-version", default=CNI_PLUGINS_VERSION,
+                        help="release of %s for the cni-plugins target (%s: %s; default %s)"
+                             % (CNI_PLUGINS_MODULE, CNI_PLUGINS_TARGET,
+                                ", ".join(sorted(CNI_PLUGIN_PACKAGES)), CNI_PLUGINS_VERSION))
     parser.add_argument("--no-crictl", action="store_true", help="do not build crictl")
     parser.add_argument("--force", action="store_true", help="rebuild binaries already in the cache")
     return parser.parse_args(argv)

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -109,6 +110,82 @@ def test_version_must_be_a_release(text):
         build_kubernetes.parse_version(text)
 
 
+def fake_go_build(built):
+    """Stands in for go_build: writes the target and records the package and ldflags."""
+    def go_build(work_dir, package, target, ldflags, tags, arch, extra=()):
+        with open(target, "w") as handle:
+            handle.write(package)
+        built.append((package, ldflags, arch))
+        return 0.5
+    return go_build
+
+
+@pytest.fixture
+def no_go(monkeypatch):
+    """module_info, the work module and go build without Go or a network; returns the builds made."""
+    built = []
+    monkeypatch.setattr(build_kubernetes, "module_info",
+                        lambda module, version: {"Path": module, "Version": version}
+                        if module == build_kubernetes.CNI_PLUGINS_MODULE else None)
+    monkeypatch.setattr(build_kubernetes, "prepare_work_module",
+                        lambda work_dir, info, packages, replaces_for: built.append(("prepare", packages)))
+    monkeypatch.setattr(build_kubernetes, "go_build", fake_go_build(built))
+    monkeypatch.setattr(build_kubernetes, "go_version", lambda: "go1.26.8")
+    return built
+
+
+def cni_args(cache, *extra):
+    return build_kubernetes.parse_args(["--version", "1.36.3", "--binaries", "cni-plugins",
+                                        "--cache", str(cache)] + list(extra))
+
+
+def test_cni_plugins_are_built_once_per_version_with_the_release_stamp(no_go, tmp_path):
+    bin_dir, timings = build_kubernetes.build_cni_plugins_release(cni_args(tmp_path))
+    assert bin_dir == str(tmp_path / "cni-plugins" / "v1.9.1" / "bin")
+    assert sorted(os.listdir(bin_dir)) == ["bridge", "host-local", "loopback", "portmap"]
+    module = "github.com/containernetworking/plugins"
+    packages = [module + "/plugins/main/bridge", module + "/plugins/ipam/host-local",
+                module + "/plugins/main/loopback", module + "/plugins/meta/portmap"]
+    assert no_go[0] == ("prepare", packages)
+    assert [package for package, _, _ in no_go[1:]] == packages
+    assert all(ldflags == "-s -w -X '%s/pkg/utils/buildversion.BuildVersion=v1.9.1'" % module
+               for _, ldflags, _ in no_go[1:])
+    assert [name for name, _ in timings] == ["bridge", "host-local", "loopback", "portmap"]
+    info = json.loads((tmp_path / "cni-plugins" / "v1.9.1" / "build-info.json").read_text())
+    assert info["cni_plugins_version"] == "v1.9.1"
+    assert info["binaries"]["portmap"] == {
+        "version": "v1.9.1", "module": module, "package": module + "/plugins/meta/portmap",
+        "go": "go1.26.8", "arch": "amd64", "build_seconds": 0.5}
+
+    del no_go[:]
+    os.unlink(os.path.join(bin_dir, "loopback"))
+    _, timings = build_kubernetes.build_cni_plugins_release(cni_args(tmp_path))
+    assert [name for name, _ in timings] == ["loopback"]
+    assert [package for package, _, _ in no_go[1:]] == [module + "/plugins/main/loopback"]
+    assert set(json.loads((tmp_path / "cni-plugins" / "v1.9.1" / "build-info.json").read_text())["binaries"]) \
+        == {"bridge", "host-local", "loopback", "portmap"}
+
+
+def test_cni_plugins_version_is_pinned_and_can_be_changed(no_go, tmp_path):
+    bin_dir, _ = build_kubernetes.build_cni_plugins_release(
+        cni_args(tmp_path, "--cni-plugins-version", "1.9.2", "--arch", "arm64"))
+    assert bin_dir == str(tmp_path / "cni-plugins" / "v1.9.2" / "bin")
+    assert {arch for _, _, arch in no_go[1:]} == {"arm64"}
+    with pytest.raises(build_kubernetes.BuildError, match="--cni-plugins-version 'latest'"):
+        build_kubernetes.build_cni_plugins_release(cni_args(tmp_path, "--cni-plugins-version", "latest"))
+
+
+def test_unknown_binary_names_the_cni_plugins_target(tmp_path, monkeypatch):
+    monkeypatch.setattr(build_kubernetes.shutil, "which", lambda name: "/usr/bin/go")
+    args = build_kubernetes.parse_args(["--version", "1.36.3", "--binaries", "kubeadm,flannel",
+                                        "--cache", str(tmp_path)])
+    with pytest.raises(build_kubernetes.BuildError, match="unknown flannel; supported: .*etcd, cni-plugins"):
+        build_kubernetes.build(args)
+
+
+CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+
+
 @pytest.fixture
 def cache(tmp_path):
     bin_dir = tmp_path / "cache" / "kubernetes" / "v1.36.3" / "bin"
@@ -117,6 +194,14 @@ def cache(tmp_path):
         (bin_dir / name).write_bytes(content)
     (bin_dir.parent / "build-info.json").write_text(json.dumps(
         {"binaries": {"crictl": {"version": "v1.36.0", "arch": "amd64"}}}))
+    cni_bin = tmp_path / "cache" / "cni-plugins" / "v1.9.1" / "bin"
+    cni_bin.mkdir(parents=True)
+    for name in CNI_PLUGINS:
+        (cni_bin / name).write_bytes(name.encode() + b"-plugin")
+    (cni_bin / ".bridge.partial").write_bytes(b"half")
+    (cni_bin.parent / "build-info.json").write_text(json.dumps(
+        {"cni_plugins_version": "v1.9.1",
+         "binaries": {name: {"version": "v1.9.1", "arch": "amd64"} for name in CNI_PLUGINS}}))
     return tmp_path / "cache"
 
 
@@ -145,6 +230,55 @@ def test_layout_writes_binaries_checksums_and_manifest(cache, tmp_path):
                         "--cache", str(cache))
     assert "copied" not in second and "wrote" not in second
     subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=version_dir, check=True)
+
+
+def test_layout_puts_the_cni_plugins_in_a_folder_of_their_release(cache, tmp_path):
+    mirror = tmp_path / "mirror"
+    first = run_mirror("--mirror", str(mirror), "layout", "--version", "1.36.3",
+                       "--cache", str(cache))
+    cni_dir = mirror / "cni-plugins" / "v1.9.1"
+    assert "copied    cni-plugins/v1.9.1/bin/linux/amd64/bridge" in first
+    assert sorted(os.listdir(cni_dir / "bin/linux/amd64")) == sorted(
+        list(CNI_PLUGINS) + [name + ".sha256" for name in CNI_PLUGINS])
+    sums = (cni_dir / "SHA256SUMS").read_text()
+    assert sums == "".join("%s  bin/linux/amd64/%s\n" % (hashlib.sha256(name.encode() + b"-plugin").hexdigest(), name)
+                           for name in CNI_PLUGINS)
+    manifest = json.loads((cni_dir / "manifest.json").read_text())
+    assert manifest["cni_plugins_version"] == "v1.9.1"
+    assert [entry["path"] for entry in manifest["artifacts"]] == [
+        "cni-plugins/v1.9.1/bin/linux/amd64/%s" % name for name in CNI_PLUGINS]
+    assert {entry["version"] for entry in manifest["artifacts"]} == {"v1.9.1"}
+    # The Kubernetes release's indexes list only its own binaries.
+    kubernetes_sums = (mirror / "kubernetes" / "v1.36.3" / "SHA256SUMS").read_text()
+    assert "bridge" not in kubernetes_sums and "bin/linux/amd64/kubeadm" in kubernetes_sums
+    second = run_mirror("--mirror", str(mirror), "layout", "--version", "1.36.3",
+                        "--cache", str(cache))
+    assert "copied" not in second and "wrote" not in second
+    subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=cni_dir, check=True)
+
+
+def test_layout_of_cni_plugins_can_be_chosen_or_left_out(cache, tmp_path):
+    mirror = tmp_path / "mirror"
+    run_mirror("--mirror", str(mirror), "layout", "--version", "1.36.3", "--cache", str(cache),
+               "--no-cni-plugins")
+    assert not (mirror / "cni-plugins").exists()
+    missing = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "artifact_mirror.py"),
+                              "--mirror", str(mirror), "layout", "--version", "1.36.3",
+                              "--cache", str(cache), "--cni-plugins", "1.8.0"],
+                             capture_output=True, text=True)
+    assert missing.returncode != 0
+    assert "no CNI plugins v1.8.0" in missing.stderr and "--cni-plugins-version v1.8.0" in missing.stderr
+    chosen = run_mirror("--mirror", str(mirror), "layout", "--version", "1.36.3", "--cache", str(cache),
+                        "--cni-plugins", "1.9.1")
+    assert "cni-plugins/v1.9.1/SHA256SUMS" in chosen
+
+
+def test_layout_without_cni_plugins_built_says_so(cache, tmp_path):
+    shutil.rmtree(str(cache / "cni-plugins"))
+    out = run_mirror("--mirror", str(tmp_path / "mirror"), "layout", "--version", "1.36.3",
+                     "--cache", str(cache))
+    assert "no CNI plugins built" in out
+    assert not (tmp_path / "mirror" / "cni-plugins").exists()
 
 
 def free_port():
