@@ -1,0 +1,189 @@
+# -*- coding: utf-8 -*-
+# Copyright: Plinth contributors
+# SPDX-License-Identifier: Apache-2.0
+"""playbooks/reset.yml refuses to run without the cluster's name, before any host is contacted.
+
+The playbook is never run against a reachable host here: it would reset that host. Every
+inventory host points at a loopback address where the test itself listens, so the test sees
+each connection attempt; a listener closes what it accepts, and the run ends there.
+"""
+
+from __future__ import absolute_import, annotations, division, print_function
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+import yaml
+
+__metaclass__ = type
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STAGING = os.path.join(REPO, "inventories", "staging")
+CLUSTER = "staging"  # plinth_cluster_name of the staging inventory
+REFUSAL = "node_reset_confirm: got"
+RULE = 'must equal the name of the cluster, plinth_cluster_name "%s"' % CLUSTER
+
+
+class Listeners(object):
+    """One TCP listener per address, on the same free port; records who connected."""
+
+    def __init__(self, addresses):
+        self.connections = []
+        self._sockets = []
+        self.port = None
+        for address in addresses:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, self.port or 0))
+            sock.listen(16)
+            sock.settimeout(0.2)
+            self.port = sock.getsockname()[1]
+            self._sockets.append(sock)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            for sock in self._sockets:
+                try:
+                    conn, _ = sock.accept()
+                except (socket.timeout, OSError):
+                    continue
+                self.connections.append(sock.getsockname()[0])
+                conn.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        for sock in self._sockets:
+            sock.close()
+
+
+def _hosts(body, found):
+    for host in (body or {}).get("hosts") or {}:
+        found.append(host)
+    for child in ((body or {}).get("children") or {}).values():
+        _hosts(child, found)
+    return found
+
+
+def _readdress(body, addresses, port):
+    for host in list((body or {}).get("hosts") or {}):
+        body["hosts"][host] = {"ansible_host": addresses[host], "ansible_port": port,
+                               "ansible_user": "nobody", "ansible_connection": "ssh"}
+    for child in ((body or {}).get("children") or {}).values():
+        _readdress(child, addresses, port)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """The staging inventory with every host on its own listening loopback address."""
+    with open(os.path.join(STAGING, "hosts.yml")) as handle:
+        hosts = yaml.safe_load(handle)
+    names = sorted(_hosts(hosts["all"], []))
+    addresses = dict((name, "127.0.0.%d" % (200 + index)) for index, name in enumerate(names))
+    listeners = Listeners(sorted(addresses.values()))
+    try:
+        inventory = tmp_path / "inventory"
+        shutil.copytree(os.path.join(STAGING, "group_vars"), str(inventory / "group_vars"))
+        _readdress(hosts["all"], addresses, listeners.port)
+        with open(str(inventory / "hosts.yml"), "w") as handle:
+            yaml.safe_dump(hosts, handle, default_flow_style=False)
+        # The endpoint is the single control-plane host's own address, as in staging.
+        cluster_file = inventory / "group_vars" / "all" / "cluster.yml"
+        with open(str(cluster_file)) as handle:
+            cluster = yaml.safe_load(handle)
+        assert cluster["plinth_cluster_name"] == CLUSTER
+        cluster["plinth_control_plane_endpoint"]["host"] = addresses["stg-cp-1"]
+        with open(str(cluster_file), "w") as handle:
+            yaml.safe_dump(cluster, handle, default_flow_style=False)
+        kubeconfig = tmp_path / "admin.conf"
+        kubeconfig.write_text(u"the old cluster's kubeconfig\n")
+        yield {"inventory": str(inventory), "hosts": names, "listeners": listeners, "kubeconfig": kubeconfig,
+               "tmp": tmp_path}
+    finally:
+        listeners.close()
+
+
+def _run(lab, playbook, *extra):
+    bindir = os.path.dirname(sys.executable)
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
+        "ANSIBLE_HOME": str(lab["tmp"] / "ansible-home"),
+        "ANSIBLE_LOCAL_TEMP": str(lab["tmp"] / "ansible-tmp"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_TIMEOUT": "5",
+        "PATH": bindir + os.pathsep + env.get("PATH", ""),
+    })
+    # The controller's copy of the kubeconfig lives in the test's folder, never in build/.
+    argv = [os.path.join(bindir, "ansible-playbook"), "-i", lab["inventory"], playbook, "-vvv",
+            "-e", "node_reset_kubeconfig_dest=%s" % lab["kubeconfig"]] + list(extra)
+    proc = subprocess.run(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=300)
+    return proc.returncode, proc.stdout
+
+
+def _recap(output):
+    return output[output.rindex("PLAY RECAP"):]
+
+
+def _assert_untouched(lab, output):
+    assert lab["listeners"].connections == [], "a host was contacted:\n%s" % output
+    recap = _recap(output)
+    assert not [host for host in lab["hosts"] if host in recap], "a host took part:\n%s" % output
+    assert "ESTABLISH SSH CONNECTION" not in output
+    assert lab["kubeconfig"].exists(), "the controller's kubeconfig was removed"
+
+
+RESET = os.path.join(REPO, "playbooks", "reset.yml")
+
+
+@pytest.mark.parametrize("confirm", [None, "", "production", "Staging"])
+def test_reset_refuses_without_the_cluster_name_and_contacts_no_host(lab, confirm):
+    extra = [] if confirm is None else ["-e", "node_reset_confirm=%s" % confirm]
+    code, output = _run(lab, RESET, *extra)
+    assert code != 0, output
+    assert REFUSAL in output and RULE in output, output
+    shown = "" if confirm is None else confirm
+    assert "node_reset_confirm: got %s;" % json.dumps(shown) in output, output
+    assert "Validate the inventory" in output and "localhost" in _recap(output)
+    _assert_untouched(lab, output)
+
+
+def test_role_refuses_on_its_own_before_contacting_a_host(lab):
+    """The role checks too, when a playbook of its own runs it without the localhost check."""
+    playbook = lab["tmp"] / "reset_nodes.yml"
+    playbook.write_text(u"---\n- name: Reset the nodes\n  hosts: k8s_cluster\n  become: true\n"
+                        u"  gather_facts: false\n  roles:\n    - role: node_reset\n")
+    code, output = _run(lab, str(playbook), "-e", "node_reset_confirm=prod")
+    assert code != 0, output
+    assert REFUSAL in output and RULE in output, output
+    assert lab["listeners"].connections == [], "a host was contacted:\n%s" % output
+    assert "ESTABLISH SSH CONNECTION" not in output
+
+
+def test_with_the_cluster_name_the_run_goes_on_to_the_hosts(lab):
+    """The control case: with the right name the run contacts the hosts, so the checks above can fail.
+
+    Each host is a listener that hangs up at once: every host is unreachable, the run ends
+    before the controller's play, and nothing anywhere is reset.
+    """
+    code, output = _run(lab, RESET, "--check", "-e", "node_reset_confirm=%s" % CLUSTER)
+    assert code != 0, output
+    assert REFUSAL not in output
+    assert sorted(set(lab["listeners"].connections)) == sorted(
+        "127.0.0.%d" % (200 + index) for index in range(len(lab["hosts"]))), output
+    recap = _recap(output)
+    assert all(host in recap for host in lab["hosts"]), output
+    assert "unreachable=1" in recap
+    assert lab["kubeconfig"].exists()
