@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: demo render test test-nodes test-cluster unit lint sanity molecule bench clean
+.PHONY: demo render test test-nodes test-cluster test-lab lab lab-destroy unit lint sanity molecule bench clean
 
 demo: $(STAMP)
 	$(BIN)/ansible-playbook -i inventories/$(ENV) playbooks/render.yml
@@ -28,6 +28,21 @@ test-nodes: $(STAMP)
 # A real kube-apiserver and etcd on 127.0.0.1 (built from Go modules once, cached).
 test-cluster: $(STAMP)
 	$(BIN)/python scripts/test.py cluster
+
+# A multi-node kubeadm cluster on this machine (root), built by site.yml from air-gapped
+# artifacts: 3 control-plane hosts, a gateway, a storage host, a worker. Sizes and more:
+#   make lab LAB_ARGS="--workers 2"      scripts/lab.py --help
+lab: $(STAMP)
+	scripts/install_test_hosts.sh
+	$(BIN)/python scripts/lab.py up $(LAB_ARGS)
+
+lab-destroy: $(STAMP)
+	$(BIN)/python scripts/lab.py down
+
+# The molecule `lab` scenario: site.yml end to end on the lab, reset, a crash during a join.
+test-lab: $(STAMP)
+	scripts/install_test_hosts.sh
+	$(BIN)/python scripts/test.py lab
 
 unit: $(STAMP)
 	$(BIN)/python scripts/test.py unit

@@ -1,4 +1,4 @@
-"""Plinth's benchmarks: `make bench`, or `python scripts/bench.py [render] [nodes] [topology]`.
+"""Plinth's benchmarks: `make bench`, or `python scripts/bench.py [render] [nodes] [topology] [lab]`.
 
 render    times `ansible-playbook playbooks/render.yml` (first render into an empty
           folder, then a no-op re-render) for the production example and for generated
@@ -7,6 +7,8 @@ render    times `ansible-playbook playbooks/render.yml` (first render into an em
 nodes     preflight.yml and nodes.yml on three real test hosts (scripts/bench_nodes.py; root).
 topology  the node_topology role for 3, 30 and 300 nodes against a real API server
           (scripts/bench_topology.py).
+lab       the artifacts (cold as recorded, cached), the lab's six hosts booted, site.yml
+          from empty hosts to every node Ready, and a no-op re-run (scripts/bench_lab.py; root).
 """
 
 import copy
@@ -112,10 +114,12 @@ def render_bench():
 
 
 def main(names):
+    import bench_lab
     import bench_nodes
     import bench_topology
 
-    benches = {"render": render_bench, "nodes": bench_nodes.main, "topology": lambda: bench_topology.main([])}
+    benches = {"render": render_bench, "nodes": bench_nodes.main, "topology": lambda: bench_topology.main([]),
+               "lab": bench_lab.main}
     for name in names or list(benches):
         if name not in benches:
             sys.exit("unknown benchmark %r (known: %s)" % (name, ", ".join(benches)))

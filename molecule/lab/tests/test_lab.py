@@ -1,0 +1,151 @@
+"""The lab's cluster, read back from the live API (through the controller's 127.0.0.1 port) and
+from etcd on cp-1: nodes, pools, system pods, etcd membership, encryption at rest, scheduling."""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+# Every test reads the cluster; cp-1 is where etcd is asked directly.
+testinfra_hosts = ["cp-1"]
+
+KUBECTL = [os.path.join(os.path.dirname(sys.executable), "kubectl"),
+           "--kubeconfig", os.environ["K8S_AUTH_KUBECONFIG"]]
+CONTROL_PLANES = ["cp-1", "cp-2", "cp-3"]
+POOLS = {
+    "gw-1": ({"node.kong.gateway": "true"}, [{"key": "node.kong.gateway", "value": "true", "effect": "NoSchedule"}]),
+    "st-1": ({"node.ceph.storage": "true"}, [{"key": "node.ceph.storage", "value": "true", "effect": "NoSchedule"}]),
+    "worker-1": ({"node.role": "worker"}, []),
+}
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+ETCD = ("curl -sS --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt "
+        "--key /etc/kubernetes/pki/etcd/healthcheck-client.key https://127.0.0.1:2379")
+PAUSE = "registry.k8s.io/pause:3.10.2"
+
+
+def kubectl(*args, stdin=None):
+    result = subprocess.run(KUBECTL + list(args), input=stdin, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def get(*args):
+    return json.loads(kubectl("get", *args, "-o", "json"))
+
+
+def etcd(host, path, body):
+    return json.loads(host.check_output("%s%s -X POST -d %s" % (ETCD, path, "'" + json.dumps(body) + "'")))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def settled():
+    """A node is Ready a few seconds after site.yml gives it the pod network: wait (bounded), then check."""
+    subprocess.run(KUBECTL + ["wait", "--for=condition=Ready", "nodes", "--all", "--timeout=180s"],
+                   capture_output=True, timeout=200)
+    subprocess.run(KUBECTL + ["wait", "--for=condition=Ready", "pods", "--all", "--namespace", "kube-system",
+                              "--timeout=180s"], capture_output=True, timeout=200)
+
+
+def ready(node):
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+
+
+def test_every_node_is_ready_with_its_pool():
+    nodes = dict((n["metadata"]["name"], n) for n in get("nodes")["items"])
+    assert sorted(nodes) == sorted(CONTROL_PLANES + list(POOLS))
+    assert [name for name, node in nodes.items() if not ready(node)] == []
+    for name, (labels, taints) in POOLS.items():
+        assert labels.items() <= nodes[name]["metadata"]["labels"].items(), name
+        assert nodes[name]["spec"].get("taints", []) == taints, name
+    for name in CONTROL_PLANES:
+        assert CONTROL_PLANE_TAINT in nodes[name]["spec"]["taints"], name
+
+
+def test_static_and_system_pods_run():
+    pods = get("pods", "--namespace", "kube-system")["items"]
+    running = dict((p["metadata"]["name"], p) for p in pods if p["status"].get("phase") == "Running"
+                   and all(c.get("ready") for c in p["status"].get("containerStatuses", [])))
+    for node in CONTROL_PLANES:
+        for component in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-vip"):
+            assert "%s-%s" % (component, node) in running, "%s-%s is not running and ready" % (component, node)
+    proxies = [p for p in running.values() if p["metadata"]["name"].startswith("kube-proxy-")]
+    assert len(proxies) == 6
+    assert len([name for name in running if name.startswith("coredns-")]) == 2
+    assert [p["metadata"]["name"] for p in pods if p["metadata"]["name"] not in running] == []
+
+
+def test_etcd_has_three_members(host):
+    members = etcd(host, "/v3/cluster/member/list", {})["members"]
+    assert sorted(m["name"] for m in members) == CONTROL_PLANES
+
+
+def test_secrets_are_encrypted_at_rest(host):
+    name, secret = "plinth-check-%s" % uuid.uuid4().hex[:8], "lab-secret-%s" % uuid.uuid4().hex
+    kubectl("create", "secret", "generic", name, "--namespace", "default", "--from-literal=value=" + secret)
+    try:
+        key = base64.b64encode(("/registry/secrets/default/" + name).encode()).decode()
+        kvs = etcd(host, "/v3/kv/range", {"key": key})["kvs"]
+        raw = base64.b64decode(kvs[0]["value"])
+        assert raw.startswith(b"k8s:enc:secretbox:v1:"), raw[:40]
+        assert secret.encode() not in raw
+    finally:
+        kubectl("delete", "secret", name, "--namespace", "default")
+
+
+def deployment(name, replicas, pool_label=None, toleration=None):
+    spec = {"containers": [{"name": "pause", "image": PAUSE, "imagePullPolicy": "Never"}],
+            "terminationGracePeriodSeconds": 0}
+    if pool_label:
+        spec["nodeSelector"] = pool_label
+    if toleration:
+        spec["tolerations"] = [toleration]
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}}
+
+
+@pytest.fixture
+def deployments():
+    names = []
+
+    def create(*docs):
+        for doc in docs:
+            names.append(doc["metadata"]["name"])
+        kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(docs)}))
+        for name in names:
+            kubectl("rollout", "status", "deployment/" + name, "--namespace", "default", "--timeout=180s")
+        return dict((name, [p["spec"]["nodeName"] for p in get("pods", "-n", "default", "-l", "app=" + name)["items"]])
+                    for name in names)
+
+    yield create
+    for name in names:
+        kubectl("delete", "deployment", name, "--namespace", "default", "--wait=true")
+
+
+def test_the_scheduler_keeps_pools_apart(deployments):
+    gateway = deployment("plinth-check-gateway", 2, {"node.kong.gateway": "true"},
+                         {"key": "node.kong.gateway", "operator": "Equal", "value": "true", "effect": "NoSchedule"})
+    plain = deployment("plinth-check-plain", 4)
+    placed = deployments(gateway, plain)
+    assert set(placed["plinth-check-gateway"]) == {"gw-1"}
+    assert len(placed["plinth-check-plain"]) == 4
+    assert set(placed["plinth-check-plain"]) == {"worker-1"}
+
+
+def test_pods_reach_each_other_across_nodes(host):
+    """A pod on worker-1 answers a TCP connection from cp-1's pod network route."""
+    pods = get("pods", "--namespace", "kube-system", "-l", "k8s-app=kube-dns")["items"]
+    deadline = time.monotonic() + 60
+    for pod in pods:
+        while True:
+            result = host.run("timeout 3 bash -c '</dev/tcp/%s/8080'" % pod["status"]["podIP"])
+            if result.rc == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert result.rc == 0, "CoreDNS %s (%s on %s) is unreachable from cp-1" % (
+            pod["metadata"]["name"], pod["status"]["podIP"], pod["spec"]["nodeName"])

@@ -1,0 +1,99 @@
+"""Benchmark the lab: part of `make bench` (`python scripts/bench.py lab`).
+
+Times, as a user meets them:
+- the artifacts: the cold build time each cached binary recorded when it was built
+  (build-info.json of the Kubernetes, etcd and CNI plugin caches), and the cached pass
+  `scripts/lab.py up` makes over them (every binary and image found, nothing rebuilt);
+  BENCH_LAB_COLD=1 builds everything into an empty cache instead (about half an hour);
+- booting the lab's six hosts and serving the mirror;
+- the bootstrap: `site.yml` on the fresh hosts until every node is Ready;
+- a no-op `site.yml` re-run (median of BENCH_LAB_REPEAT, default 1).
+
+The lab gets a prefix, subnet, API port and inventory of its own (never a lab started with
+`make lab`) and is removed at the end, whatever happened. Needs root.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import lab  # noqa: E402
+
+REPEAT = int(os.environ.get("BENCH_LAB_REPEAT", "1"))
+PREFIX = "plinth-benchlab"
+
+
+def recorded_cold_seconds(cache):
+    """(label, seconds) of every cache that recorded its build times."""
+    rows = []
+    for product in ("kubernetes", "etcd", "cni-plugins"):
+        folder = os.path.join(cache, product)
+        for version in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            path = os.path.join(folder, version, "build-info.json")
+            if os.path.exists(path):
+                with open(path) as handle:
+                    binaries = json.load(handle).get("binaries", {})
+                rows.append(("%s %s (%d binaries)" % (product, version, len(binaries)),
+                             sum(b.get("build_seconds", 0) for b in binaries.values())))
+    return rows
+
+
+def timed(args, **kw):
+    start = time.perf_counter()
+    subprocess.run(args, check=True, **kw)
+    return time.perf_counter() - start
+
+
+def main():
+    version = lab.kubernetes_version()
+    print("lab benchmark: 3 control-plane hosts, a gateway, a storage host, a worker; seconds (wall)", flush=True)
+    env = dict(os.environ)
+    if os.environ.get("BENCH_LAB_COLD") == "1":
+        cold_cache = tempfile.mkdtemp(prefix="plinth-bench-cache-")
+        env["PLINTH_CACHE"] = cold_cache
+        print("%-44s %8.1f" % ("artifacts, cold (empty cache)", timed(
+            [sys.executable, "-c", "import sys; sys.path.insert(0, %r); import lab; lab.build_artifacts(%r)"
+             % (HERE, version)], env=env, stdout=subprocess.DEVNULL)), flush=True)
+    else:
+        for label, seconds in recorded_cold_seconds(lab.cache_dir()):
+            print("%-44s %8.1f   (recorded when built)" % ("cold build: " + label, seconds), flush=True)
+    print("%-44s %8.1f" % ("artifacts, cached", timed(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, %r); import lab; lab.build_artifacts(%r)"
+         % (HERE, version)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)), flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="plinth-bench-lab-") as tmp:
+        inventory = os.path.join(tmp, "inventory")
+        os.makedirs(inventory)
+        os.symlink(os.path.join(lab.INVENTORY, "group_vars"), os.path.join(inventory, "group_vars"))
+        common = [sys.executable, os.path.join(HERE, "lab.py"), "--prefix", PREFIX, "--inventory", inventory,
+                  "--kubeconfig", os.path.join(tmp, "admin.conf")]
+        quiet = dict(env=env, stdout=subprocess.DEVNULL)
+        try:
+            boot = timed(common + ["up", "--hosts-only", "--subnet", "10.123.68.0/24", "--api-port", "16448"], **quiet)
+            print("%-44s %8.1f" % ("boot 6 hosts + serve the mirror (cached)", boot), flush=True)
+            start = time.perf_counter()
+            subprocess.run(common + ["site"], check=True, **quiet)
+            site = time.perf_counter() - start
+            lab.wait_ready(os.path.join(os.path.dirname(sys.executable), "kubectl"),
+                           os.path.join(tmp, "admin.conf"), 6, 600)
+            ready = time.perf_counter() - start
+            print("%-44s %8.1f   (site.yml %.1f)" % ("bootstrap: empty hosts to 6 nodes Ready", ready, site),
+                  flush=True)
+            print("%-44s %8.1f" % ("make lab equivalent (boot + bootstrap)", boot + ready), flush=True)
+            noop = [timed(common + ["site"], **quiet) for _ in range(REPEAT)]
+            print("%-44s %8.1f   (median of %d: %s)" % ("site.yml, no-op re-run", statistics.median(noop), REPEAT,
+                                                        ", ".join("%.1f" % s for s in noop)), flush=True)
+        finally:
+            subprocess.run(common + ["down"], env=env, stdout=subprocess.DEVNULL)
+
+
+if __name__ == "__main__":
+    main()
