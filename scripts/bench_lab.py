@@ -77,7 +77,8 @@ def main():
                   "--kubeconfig", os.path.join(tmp, "admin.conf")]
         quiet = dict(env=env, stdout=subprocess.DEVNULL)
         try:
-            boot = timed(common + ["up", "--hosts-only", "--subnet", "10.123.68.0/24", "--api-port", "16448"], **quiet)
+            boot = timed(common + ["up", "--hosts-only", "--subnet", "10.123.68.0/24", "--api-port", "16448"],
+                         stderr=subprocess.DEVNULL, **quiet)
             print("%-44s %8.1f" % ("boot 6 hosts + serve the mirror (cached)", boot), flush=True)
             start = time.perf_counter()
             subprocess.run(common + ["site"], check=True, **quiet)
@@ -92,7 +93,7 @@ def main():
             print("%-44s %8.1f   (median of %d: %s)" % ("site.yml, no-op re-run", statistics.median(noop), REPEAT,
                                                         ", ".join("%.1f" % s for s in noop)), flush=True)
         finally:
-            subprocess.run(common + ["down"], env=env, stdout=subprocess.DEVNULL)
+            subprocess.run(common + ["down"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def test_rewrites_only_the_file_whose_content_differs(tmp_path, apply):
     apply([entry(first, "1\n"), entry(second, "2\n")])
     before = os.stat(str(first)).st_ino
 
-    _, result = apply([entry(first, "1\n"), entry(second, "two\n")], diff=True)
+    result = apply([entry(first, "1\n"), entry(second, "two\n")], diff=True)[1]
     assert result["changed_paths"] == [str(second)]
     assert second.read_text() == "two\n" and os.stat(str(first)).st_ino == before
     assert result["diff"] == [dict(before_header=str(second), after_header=str(second), before="2\n", after="two\n")]
@@ -83,7 +83,7 @@ def test_a_mode_change_alone_is_a_change(tmp_path, apply):
     apply([entry(path, "x\n")])
     os.chmod(str(path), 0o666)
 
-    _, result = apply([entry(path, "x\n")])
+    result = apply([entry(path, "x\n")])[1]
     assert result["changed_paths"] == [str(path)] and mode(path) == 0o644
 
 
@@ -92,8 +92,8 @@ def test_check_mode_reports_every_change_and_touches_nothing(tmp_path, apply):
     apply([entry(existing, "old\n")])
     os.chmod(str(existing), 0o600)
 
-    _, result = apply([entry(existing, "new\n"), entry(new, "n\n"), entry(tmp_path / "dir", state="directory")],
-                      check=True, diff=True)
+    result = apply([entry(existing, "new\n"), entry(new, "n\n"), entry(tmp_path / "dir", state="directory")],
+                   check=True, diff=True)[1]
     assert result["changed"]
     assert result["changed_paths"] == [str(existing), str(tmp_path / "new"), str(new), str(tmp_path / "dir")]
     assert existing.read_text() == "old\n" and mode(existing) == 0o600
@@ -105,9 +105,9 @@ def test_absent_removes_a_file_and_is_quiet_when_it_is_gone(tmp_path, apply):
     path = tmp_path / "dropin.conf"
     path.write_text("x")
 
-    _, result = apply([entry(path, state="absent")])
+    result = apply([entry(path, state="absent")])[1]
     assert result["changed_paths"] == [str(path)] and not path.exists()
-    _, result = apply([entry(path, state="absent")])
+    result = apply([entry(path, state="absent")])[1]
     assert not result["changed"]
 
 
@@ -119,8 +119,8 @@ def test_prune_removes_only_marked_files_that_are_not_listed(tmp_path, apply):
     (certs / "old.example.com" / "hosts.toml").write_text(MARKER + "\n")
     (certs / "someone-else.example.com" / "hosts.toml").write_text("server = 'x'\n")
 
-    _, result = apply([entry(certs / "docker.io" / "hosts.toml", MARKER + "\nnew\n")],
-                      prune=[dict(glob=str(certs / "*" / "hosts.toml"), marker=MARKER)])
+    result = apply([entry(certs / "docker.io" / "hosts.toml", MARKER + "\nnew\n")],
+                   prune=[dict(glob=str(certs / "*" / "hosts.toml"), marker=MARKER)])[1]
     assert result["changed_paths"] == [str(certs / "docker.io" / "hosts.toml"), str(certs / "old.example.com" / "hosts.toml")]
     assert not (certs / "old.example.com" / "hosts.toml").exists()
     assert (certs / "someone-else.example.com" / "hosts.toml").exists()
