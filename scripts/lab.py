@@ -122,6 +122,15 @@ def build_artifacts(version):
     log("artifacts ready in %.1f s" % (time.perf_counter() - start))
 
 
+def pool_labels():
+    """The label keys of the lab's node pools, as its committed group_vars name them."""
+    import yaml
+
+    with open(os.path.join(INVENTORY, "group_vars", "all", "platform.yml")) as handle:
+        pools = yaml.safe_load(handle)["plinth_node_pools"]
+    return sorted(set(key for pool in pools.values() for key in pool.get("labels", {})))
+
+
 def install_kubectl(version):
     built = os.path.join(cache_dir(), "kubernetes", "v" + version, "bin", "kubectl")
     target = os.path.join(os.path.dirname(sys.executable), "kubectl")
@@ -204,8 +213,10 @@ def up(args):
     site(args, [])
     wait_ready(kubectl, args.kubeconfig, len(hosts.split(",")), args.ready_timeout)
     log("lab ready in %.1f s (artifacts cached: %s)" % (time.perf_counter() - started, cache_dir()))
-    subprocess.call([kubectl, "--kubeconfig", args.kubeconfig, "get", "nodes", "-o", "wide"])
-    print("\nkubectl --kubeconfig %s get nodes -o wide" % os.path.relpath(args.kubeconfig), flush=True)
+    show = [kubectl, "--kubeconfig", args.kubeconfig, "get", "nodes", "-o", "wide", "-L", ",".join(pool_labels())]
+    subprocess.call(show)
+    print("\n" + " ".join([os.path.relpath(kubectl), "--kubeconfig", os.path.relpath(args.kubeconfig)] + show[3:]),
+          flush=True)
 
 
 def site(args, extra):
