@@ -391,9 +391,7 @@ def build(args):
         build_info = load_build_info(info_path)
         build_info["kubernetes_version"] = kubernetes["Version"]
         timings = []
-        wanted = [b for b in binaries if args.force or not os.path.exists(os.path.join(bin_dir, b))]
-        for name in sorted(set(binaries) - set(wanted)):
-            log("%-24s already built, skipped" % name)
+        wanted = not_built(bin_dir, binaries, args.force)
         if wanted:
             timings += build_kubernetes(kubernetes, version, wanted, release_dir, bin_dir,
                                         args.arch, build_info)
@@ -439,17 +437,33 @@ def build_kubernetes(info, version, binaries, release_dir, bin_dir, arch, build_
         % (KUBERNETES_MODULE, info["Version"], release, time.monotonic() - started))
     if stubs:
         log("NOTE: not published at %s, stubbed: %s" % (release, ", ".join(stubs)))
-    ldflags = kubernetes_ldflags(info, version)
+    return build_packages(work_dir, info, KUBERNETES_MODULE, binaries, packages, bin_dir,
+                          kubernetes_ldflags(info, version), BUILD_TAGS, arch, build_info)
+
+
+def build_packages(work_dir, info, module, names, packages, bin_dir, ldflags, tags, arch, build_info):
+    """go build each package of one prepared work module into bin_dir/<name>; returns [(name, seconds)]."""
     timings = []
-    for name, package in zip(binaries, packages):
+    for name, package in zip(names, packages):
         log("building %s ..." % name)
-        seconds = go_build(work_dir, package, os.path.join(bin_dir, name), ldflags,
-                           BUILD_TAGS, arch)
+        seconds = go_build(work_dir, package, os.path.join(bin_dir, name), ldflags, tags, arch)
         timings.append((name, seconds))
-        build_info["binaries"][name] = {
-            "version": info["Version"], "module": KUBERNETES_MODULE, "package": package,
-            "go": go_version(), "arch": arch, "build_seconds": round(seconds, 1)}
+        build_info["binaries"][name] = build_record(info, module, package, arch, seconds)
     return timings
+
+
+def build_record(info, module, package, arch, seconds):
+    """A binary's entry in build-info.json."""
+    return {"version": info["Version"], "module": module, "package": package,
+            "go": go_version(), "arch": arch, "build_seconds": round(seconds, 1)}
+
+
+def not_built(bin_dir, names, force):
+    """The names to build: all with force, else those without a binary in bin_dir (the others are logged)."""
+    wanted = [name for name in names if force or not os.path.exists(os.path.join(bin_dir, name))]
+    for name in sorted(set(names) - set(wanted)):
+        log("%-24s already built, skipped" % name)
+    return wanted
 
 
 def build_crictl(version, pinned, release_dir, target, arch, build_info):
@@ -461,9 +475,7 @@ def build_crictl(version, pinned, release_dir, target, arch, build_info):
     ldflags = "-s -w -X '%s/pkg/version.Version=%s'" % (CRI_TOOLS_MODULE, info["Version"])
     log("building crictl %s ..." % info["Version"])
     seconds = go_build(work_dir, CRICTL_PACKAGE, target, ldflags, None, arch)
-    build_info["binaries"]["crictl"] = {
-        "version": info["Version"], "module": CRI_TOOLS_MODULE, "package": CRICTL_PACKAGE,
-        "go": go_version(), "arch": arch, "build_seconds": round(seconds, 1)}
+    build_info["binaries"]["crictl"] = build_record(info, CRI_TOOLS_MODULE, CRICTL_PACKAGE, arch, seconds)
     return [("crictl", seconds)]
 
 
@@ -504,9 +516,7 @@ def build_etcd_release(args, kubernetes):
         build_info = load_build_info(info_path)
         build_info["etcd_version"] = info["Version"]
         seconds = build_etcd(info, release_dir, target, args.arch)
-        build_info["binaries"][ETCD_BINARY] = {
-            "version": info["Version"], "module": ETCD_MODULE, "package": ETCD_MODULE,
-            "go": go_version(), "arch": args.arch, "build_seconds": round(seconds, 1)}
+        build_info["binaries"][ETCD_BINARY] = build_record(info, ETCD_MODULE, ETCD_MODULE, args.arch, seconds)
         save_build_info(info_path, build_info)
     return bin_dir, [(ETCD_BINARY, seconds)]
 
@@ -544,10 +554,7 @@ def build_cni_plugins_release(args):
     info_path = os.path.join(release_dir, "build-info.json")
     with locked(os.path.join(release_dir, ".lock")):
         remove_partial_builds(bin_dir)
-        names = sorted(CNI_PLUGIN_PACKAGES)
-        wanted = [name for name in names if args.force or not os.path.exists(os.path.join(bin_dir, name))]
-        for name in sorted(set(names) - set(wanted)):
-            log("%-24s already built, skipped" % name)
+        wanted = not_built(bin_dir, sorted(CNI_PLUGIN_PACKAGES), args.force)
         if not wanted:
             return bin_dir, []
         build_info = load_build_info(info_path)
@@ -563,15 +570,8 @@ def build_cni_plugins(info, names, release_dir, bin_dir, arch, build_info):
     prepare_work_module(work_dir, info, packages, module_replacements)
     # The version each plugin reports about itself, stamped the way the upstream release does.
     ldflags = "-s -w -X '%s=%s'" % (CNI_VERSION_VARIABLE, info["Version"])
-    timings = []
-    for name, package in zip(names, packages):
-        log("building %s %s ..." % (name, info["Version"]))
-        seconds = go_build(work_dir, package, os.path.join(bin_dir, name), ldflags, None, arch)
-        timings.append((name, seconds))
-        build_info["binaries"][name] = {
-            "version": info["Version"], "module": CNI_PLUGINS_MODULE, "package": package,
-            "go": go_version(), "arch": arch, "build_seconds": round(seconds, 1)}
-    return timings
+    return build_packages(work_dir, info, CNI_PLUGINS_MODULE, names, packages, bin_dir, ldflags, None, arch,
+                          build_info)
 
 
 def parse_args(argv):

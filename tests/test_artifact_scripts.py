@@ -226,10 +226,15 @@ def test_layout_writes_binaries_checksums_and_manifest(cache, tmp_path):
                                   "path": "kubernetes/v1.36.3/bin/linux/amd64/kubeadm"}
     assert entries["crictl"]["version"] == "v1.36.0"
     assert "copied" in first
+    assert_layout_again_changes_nothing(mirror, cache, version_dir)
+
+
+def assert_layout_again_changes_nothing(mirror, cache, release_dir):
+    """A second layout copies and writes nothing, and the release folder checks against its SHA256SUMS."""
     second = run_mirror("--mirror", str(mirror), "layout", "--version", "1.36.3",
                         "--cache", str(cache))
     assert "copied" not in second and "wrote" not in second
-    subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=version_dir, check=True)
+    subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=release_dir, check=True)
 
 
 def test_layout_puts_the_cni_plugins_in_a_folder_of_their_release(cache, tmp_path):
@@ -251,10 +256,7 @@ def test_layout_puts_the_cni_plugins_in_a_folder_of_their_release(cache, tmp_pat
     # The Kubernetes release's indexes list only its own binaries.
     kubernetes_sums = (mirror / "kubernetes" / "v1.36.3" / "SHA256SUMS").read_text()
     assert "bridge" not in kubernetes_sums and "bin/linux/amd64/kubeadm" in kubernetes_sums
-    second = run_mirror("--mirror", str(mirror), "layout", "--version", "1.36.3",
-                        "--cache", str(cache))
-    assert "copied" not in second and "wrote" not in second
-    subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=cni_dir, check=True)
+    assert_layout_again_changes_nothing(mirror, cache, cni_dir)
 
 
 def test_layout_of_cni_plugins_can_be_chosen_or_left_out(cache, tmp_path):
