@@ -46,6 +46,12 @@ def recorded_cold_seconds(cache):
     return rows
 
 
+def build_artifacts(version, env, **kw):
+    """lab.py's own artifact step in a process of its own (env may name another cache); seconds."""
+    return timed([sys.executable, "-c", "import sys; sys.path.insert(0, %r); import lab; lab.build_artifacts(%r)"
+                  % (HERE, version)], env=env, stdout=subprocess.DEVNULL, **kw)
+
+
 def timed(args, **kw):
     start = time.perf_counter()
     subprocess.run(args, check=True, **kw)
@@ -59,15 +65,12 @@ def main():
     if os.environ.get("BENCH_LAB_COLD") == "1":
         cold_cache = tempfile.mkdtemp(prefix="plinth-bench-cache-")
         env["PLINTH_CACHE"] = cold_cache
-        print("%-44s %8.1f" % ("artifacts, cold (empty cache)", timed(
-            [sys.executable, "-c", "import sys; sys.path.insert(0, %r); import lab; lab.build_artifacts(%r)"
-             % (HERE, version)], env=env, stdout=subprocess.DEVNULL)), flush=True)
+        print("%-44s %8.1f" % ("artifacts, cold (empty cache)", build_artifacts(version, env)), flush=True)
     else:
         for label, seconds in recorded_cold_seconds(lab.cache_dir()):
             print("%-44s %8.1f   (recorded when built)" % ("cold build: " + label, seconds), flush=True)
-    print("%-44s %8.1f" % ("artifacts, cached", timed(
-        [sys.executable, "-c", "import sys; sys.path.insert(0, %r); import lab; lab.build_artifacts(%r)"
-         % (HERE, version)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)), flush=True)
+    print("%-44s %8.1f" % ("artifacts, cached", build_artifacts(version, env, stderr=subprocess.DEVNULL)),
+          flush=True)
 
     with tempfile.TemporaryDirectory(prefix="plinth-bench-lab-") as tmp:
         inventory = os.path.join(tmp, "inventory")

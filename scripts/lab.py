@@ -23,6 +23,7 @@ files and build/lab. Needs root and what `make test-nodes` needs.
 """
 
 import argparse
+import filecmp
 import ipaddress
 import json
 import os
@@ -75,14 +76,17 @@ def run(cmd, **kw):
     return result
 
 
+def platform():
+    """The lab's committed platform settings (inventories/lab/group_vars/all/platform.yml)."""
+    import yaml
+
+    with open(os.path.join(INVENTORY, "group_vars", "all", "platform.yml")) as handle:
+        return yaml.safe_load(handle)
+
+
 def kubernetes_version():
     """The version the lab's committed group_vars pin."""
-    path = os.path.join(INVENTORY, "group_vars", "all", "platform.yml")
-    with open(path) as handle:
-        for line in handle:
-            if line.startswith("plinth_kubernetes_version:"):
-                return line.split(":", 1)[1].strip().strip("\"'")
-    die("%s sets no plinth_kubernetes_version" % path)
+    return str(platform()["plinth_kubernetes_version"])
 
 
 def layout(args):
@@ -124,23 +128,16 @@ def build_artifacts(version):
 
 def pool_labels():
     """The label keys of the lab's node pools, as its committed group_vars name them."""
-    import yaml
-
-    with open(os.path.join(INVENTORY, "group_vars", "all", "platform.yml")) as handle:
-        pools = yaml.safe_load(handle)["plinth_node_pools"]
+    pools = platform()["plinth_node_pools"]
     return sorted(set(key for pool in pools.values() for key in pool.get("labels", {})))
 
 
 def install_kubectl(version):
     built = os.path.join(cache_dir(), "kubernetes", "v" + version, "bin", "kubectl")
     target = os.path.join(os.path.dirname(sys.executable), "kubectl")
-    if os.path.exists(built) and (not os.path.exists(target) or not _same(built, target)):
+    if os.path.exists(built) and (not os.path.exists(target) or not filecmp.cmp(built, target, shallow=False)):
         shutil.copy2(built, target)
     return target
-
-
-def _same(a, b):
-    return os.path.getsize(a) == os.path.getsize(b) and open(a, "rb").read() == open(b, "rb").read()
 
 
 def lab_vars(args, subnet):

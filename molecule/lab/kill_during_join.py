@@ -18,17 +18,18 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TESTHOSTS = os.path.join(ROOT, "scripts", "testhosts.py")
+SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts")
+sys.path.insert(0, SCRIPTS)
+
+import lab  # noqa: E402
+
 # kubeadm join runs and has begun the kubelet's TLS bootstrap.
 MID_JOIN = "pgrep -f 'kubeadm join' >/dev/null && test -e /etc/kubernetes/bootstrap-kubelet.conf"
 
 
 def on_host(args, *command):
-    state = os.path.join(os.environ.get("PLINTH_CACHE") or os.path.expanduser("~/.cache/plinth"),
-                         "lab", args.prefix, "hosts")
-    return subprocess.run([sys.executable, TESTHOSTS, "--prefix", args.prefix, "--state-dir", state,
-                           "exec", args.host, "--"] + list(command), capture_output=True, text=True, timeout=30)
+    return subprocess.run(lab.testhosts(args, "exec", args.host, "--", *command),
+                          capture_output=True, text=True, timeout=30)
 
 
 def main():
