@@ -79,6 +79,11 @@ def test_static_and_system_pods_run():
     assert [p["metadata"]["name"] for p in pods if p["metadata"]["name"] not in running] == []
 
 
+def test_the_cluster_was_created_on_the_first_control_plane_host(host):
+    """kubeadm init runs on the first control-plane host in inventory order, which keeps its init configuration."""
+    assert host.file("/etc/plinth/kubeadm/init.yaml").exists
+
+
 def test_etcd_has_three_members(host):
     members = etcd(host, "/v3/cluster/member/list", {})["members"]
     assert sorted(m["name"] for m in members) == CONTROL_PLANES
