@@ -150,8 +150,25 @@ def _repo_path(spec, path):
     return "%s/%s" % (prefix, path) if prefix else path
 
 
+def _remote(repo):
+    return repo.startswith(("oci://", "http://", "https://"))
+
+
+def mirrored(spec, chart):
+    """``chart`` as it is fetched: from ``plinth_chart_mirror`` when one is set and the chart is remote.
+
+    A mirror serves every chart under its own name and version, so only the repository changes.
+    Charts kept in the GitOps repository (local paths) are never mirrored.
+    """
+    mirror = spec.get("chart_mirror")
+    if mirror and _remote(chart["repo"]):
+        return dict(chart, repo=mirror.rstrip("/"))
+    return chart
+
+
 def _chart_location(spec, chart):
     """Where Argo CD finds a chart: repoURL plus chart name or path, and the pinned revision."""
+    chart = mirrored(spec, chart)
     repo = chart["repo"]
     if repo.startswith("oci://"):
         return {"repoURL": repo[len("oci://"):], "chart": chart["name"], "targetRevision": chart["version"]}
@@ -172,7 +189,7 @@ def helm_release(spec, name, chart_root=None):
     for component, release, settings in releases(spec):
         if release.name != name or release.chart is None:
             continue
-        chart = settings[release.chart_option]
+        chart = mirrored(spec, settings[release.chart_option])
         found = {"name": name, "namespace": release.namespace or settings["namespace"],
                  "chart_ref": chart["name"], "chart_repo_url": chart["repo"],
                  "chart_version": chart["version"],
@@ -180,7 +197,7 @@ def helm_release(spec, name, chart_root=None):
         repo = chart["repo"]
         if repo.startswith("oci://"):
             found.update(chart_ref="%s/%s" % (repo.rstrip("/"), chart["name"]), chart_repo_url=None)
-        elif not repo.startswith(("http://", "https://")):
+        elif not _remote(repo):
             path = repo[len("file://"):] if repo.startswith("file://") else repo
             if not posixpath.isabs(path):
                 if not chart_root:

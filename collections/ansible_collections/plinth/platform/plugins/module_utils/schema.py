@@ -138,6 +138,12 @@ def chart_repo(value):
     return "must be an https://, http:// or oci:// chart repository URL, or a local chart path"
 
 
+def chart_mirror(value):
+    if re.match(r"^(https?|oci)://[^\s/]+(/[^\s]*)?$", value):
+        return None
+    return "must be an https://, http:// or oci:// URL that serves every chart by name and version"
+
+
 # --- fields ------------------------------------------------------------------
 
 class Field:

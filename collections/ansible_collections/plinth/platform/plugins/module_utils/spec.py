@@ -91,6 +91,13 @@ def _top_fields():
         "plinth_control_plane_group": s.Str("control_plane"),
         "plinth_pod_cidr": s.Str("10.244.0.0/16", checks=[s.cidr]),
         "plinth_service_cidr": s.Str("10.96.0.0/12", checks=[s.cidr]),
+        "plinth_host_network": s.Str(None, nullable=True, checks=[s.cidr],
+                                     doc="the hosts' own subnet (every host address and the control-plane "
+                                         "endpoint lie in it); needed by load-balancer address pools"),
+        "plinth_chart_mirror": s.Str(None, nullable=True, checks=[s.chart_mirror],
+                                     doc="a Helm repository (https://) or OCI registry path (oci://) that serves "
+                                         "every remote chart under its own name and version, for air-gapped "
+                                         "sites; charts kept in the GitOps repository are not affected"),
         "plinth_node_pools": s.Map(keys=s.Field("str", checks=[s.dns_label]), values=POOL),
         "plinth_gitops": GITOPS,
         "plinth_components": s.Dict(dict((c.key, _component_field(c)) for c in registry()), default={}),
@@ -149,6 +156,8 @@ def build_spec(variables, groups, hostvars=None):
         "control_plane_endpoint": top["plinth_control_plane_endpoint"] or {},
         "pod_cidr": top["plinth_pod_cidr"],
         "service_cidr": top["plinth_service_cidr"],
+        "host_network": top["plinth_host_network"],
+        "chart_mirror": top["plinth_chart_mirror"],
         "gitops": top["plinth_gitops"] or {},
         "node_pools": {},
         "control_plane": {"group": top["plinth_control_plane_group"], "hosts": []},
@@ -304,6 +313,38 @@ def _check_network(spec, errors):
     for key, net in sorted(nets.items()):
         if vip is not None and vip.version == net.version and vip in net:
             errors.add("plinth_control_plane_endpoint.host", host, "lies inside plinth_%s %s" % (key, net))
+    _check_host_network(spec, vip, errors)
+
+
+def _check_host_network(spec, vip, errors):
+    """Every host address, and the VIP kube-vip announces beside them, lie in plinth_host_network."""
+    try:
+        net = ipaddress.ip_network(spec["host_network"])
+    except (TypeError, ValueError):
+        return  # unset, or reported by its own check
+    for key, net2 in (("pod_cidr", spec["pod_cidr"]), ("service_cidr", spec["service_cidr"])):
+        try:
+            other = ipaddress.ip_network(net2)
+        except (TypeError, ValueError):
+            continue
+        if other.version == net.version and other.overlaps(net):
+            errors.add("plinth_host_network", str(net), "overlaps plinth_%s %s" % (key, other))
+    for host, info in sorted(spec["hosts"].items()):
+        address = host_ip(info["address"])
+        if address is not None and (address.version != net.version or address not in net):
+            errors.add("plinth_host_network", str(net), "does not contain the address %s of host %s"
+                       % (address, host))
+    if vip is not None and (vip.version != net.version or vip not in net):
+        errors.add("plinth_control_plane_endpoint.host", str(vip),
+                   "lies outside plinth_host_network %s; kube-vip announces it on the hosts' network" % net)
+
+
+def host_ip(text):
+    """``text`` as an IP address, or None when it is a host name."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 def _check_components(spec, errors):

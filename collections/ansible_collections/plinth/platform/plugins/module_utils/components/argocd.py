@@ -132,6 +132,8 @@ COMPONENT = Component(
     key="argocd", title="Argo CD", namespace="argocd", project="infra", pool="worker", enabled=True,
     pod_security="restricted", options=OPTIONS, check=check,
     releases=[Release("argo-cd", 0, {"repo": "https://argoproj.github.io/argo-helm", "name": "argo-cd",
-                                     "version": "10.1.1"}, values=values)],
+                                     "version": "10.1.1"}, values=values,
+                      # The ApplicationSet CRD alone is over a megabyte: client-side apply cannot store it.
+                      server_side_apply=True)],
     doc="GitOps controller; self-managed after the Ansible install.",
 )

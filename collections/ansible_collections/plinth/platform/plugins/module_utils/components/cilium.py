@@ -57,7 +57,21 @@ OPTIONS = {
                                "the control plane, where they start at bootstrap"),
     "hubble": s.Bool(True, doc="Hubble flow visibility and Hubble Relay"),
     "hubble_ui": s.Bool(False, doc="Hubble UI (needs hubble)"),
+    "load_balancer": s.Dict({
+        "addresses": s.List(s.Str(), minimum=1,
+                            doc="CIDRs (192.0.2.64/28) or ranges (192.0.2.70-192.0.2.79) inside "
+                                "plinth_host_network, clear of the hosts and the control-plane endpoint"),
+        "interfaces": s.List(s.Str(), default=[],
+                             doc="host interfaces (regular expressions) to answer ARP on; all when empty"),
+    }, default=None, nullable=True,
+        doc="addresses for LoadBalancer Services (Cilium LB IPAM), announced on the hosts' network with "
+            "L2 announcements; without it no Service gets an external address"),
 }
+LB_API = "cilium.io/v2"
+L2_API = "cilium.io/v2alpha1"
+# Cilium's operator registers these kinds at start: the bootstrap install has made them by
+# the time Argo CD adopts the release, but a dry run before that must not fail the sync.
+SKIP_DRY_RUN = {"argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"}
 
 
 def _monitoring(spec):
@@ -175,7 +189,88 @@ def values(spec, settings):
     }
     if settings["hubble"]:
         result["certgen"] = _bootstrap_placement(spec, settings)
+    if settings["load_balancer"]:
+        result["l2announcements"] = {"enabled": True}
     return result
+
+
+def load_balancer_manifests(spec, settings):
+    """The LB IPAM pool and the L2 announcement policy of ``load_balancer`` (none without it)."""
+    lb = settings["load_balancer"]
+    if not lb:
+        return []
+    blocks = []
+    for text in lb["addresses"]:
+        if "-" in text:
+            start, stop = [part.strip() for part in text.split("-", 1)]
+            blocks.append({"start": start, "stop": stop})
+        else:
+            blocks.append({"cidr": text})
+    pool = {"apiVersion": LB_API, "kind": "CiliumLoadBalancerIPPool",
+            "metadata": common.metadata("plinth-default", annotations=SKIP_DRY_RUN),
+            "spec": {"blocks": blocks}}
+    policy_spec = {
+        "loadBalancerIPs": True,
+        "externalIPs": False,
+        # Control-plane hosts keep the API VIP; Services are announced from the other nodes.
+        "nodeSelector": {"matchExpressions": [{"key": CONTROL_PLANE_LABEL, "operator": "DoesNotExist"}]},
+    }
+    if lb["interfaces"]:
+        policy_spec["interfaces"] = list(lb["interfaces"])
+    policy = {"apiVersion": L2_API, "kind": "CiliumL2AnnouncementPolicy",
+              "metadata": common.metadata("plinth-default", annotations=SKIP_DRY_RUN),
+              "spec": policy_spec}
+    return [pool, policy]
+
+
+def address_block(text):
+    """``(first, last)`` addresses of a CIDR or an ``a-b`` range; ValueError with the reason otherwise."""
+    if "-" in text:
+        start, stop = [ipaddress.ip_address(part.strip()) for part in text.split("-", 1)]
+        if start.version != stop.version or start > stop:
+            raise ValueError("a range runs from a lower to a higher address of one IP family")
+        return start, stop
+    net = ipaddress.ip_network(text, strict=True)
+    return net[0], net[-1]
+
+
+def _check_load_balancer(spec, settings, errors, path):
+    lb = settings["load_balancer"]
+    if not lb:
+        return
+    path += ".load_balancer"
+    if not settings["kube_proxy_replacement"]:
+        errors.add(path, "addresses", "L2 announcements need plinth_components.cilium.kube_proxy_replacement: true")
+    try:
+        host_net = ipaddress.ip_network(spec["host_network"]) if spec["host_network"] else None
+    except ValueError:
+        return  # reported where plinth_host_network is checked
+    if host_net is None:
+        errors.add(path + ".addresses", lb["addresses"],
+                   "L2 announcements answer for these addresses on the hosts' network: set "
+                   "plinth_host_network to the hosts' subnet so they can be checked against it")
+    taken = {}
+    vip = spec["control_plane_endpoint"].get("host")
+    for host, info in sorted(spec["hosts"].items()):
+        taken[info["address"]] = "the address of host %s" % host
+    taken[vip] = "the control-plane endpoint (plinth_control_plane_endpoint.host)"
+    for index, text in enumerate(lb["addresses"]):
+        where = "%s.addresses[%d]" % (path, index)
+        try:
+            first, last = address_block(text)
+        except ValueError as exc:
+            errors.add(where, text, "must be a CIDR with no host bits set or a first-last range (%s)" % exc)
+            continue
+        if host_net is not None and (first.version != host_net.version
+                                     or first not in host_net or last not in host_net):
+            errors.add(where, text, "must lie inside plinth_host_network %s" % host_net)
+        for address, what in sorted(taken.items(), key=lambda item: str(item[0])):
+            try:
+                ip = ipaddress.ip_address(address)
+            except (TypeError, ValueError):
+                continue
+            if ip.version == first.version and first <= ip <= last:
+                errors.add(where, text, "contains %s (%s); Services would take it over" % (ip, what))
 
 
 def _service_monitor(name, namespace, selector, port):
@@ -248,6 +343,7 @@ def check(spec, settings, errors, path):
     if settings["hubble_ui"] and not settings["hubble"]:
         errors.add(path + ".hubble_ui", True, "needs plinth_components.cilium.hubble: true (the UI reads Hubble Relay)")
     _check_pod_cidr(spec, settings, errors)
+    _check_load_balancer(spec, settings, errors, path)
 
 
 COMPONENT = Component(
@@ -255,7 +351,7 @@ COMPONENT = Component(
     pod_security="privileged", options=OPTIONS, check=check,
     releases=[
         Release("cilium", 0, {"repo": "https://helm.cilium.io", "name": "cilium", "version": "1.20.0"},
-                values=values),
+                values=values, manifests=load_balancer_manifests),
         Release("cilium-monitoring", MONITORING_WAVE, None, manifests=monitoring_manifests),
     ],
     doc="CNI on every node; kube-proxy replacement through the control-plane VIP.",

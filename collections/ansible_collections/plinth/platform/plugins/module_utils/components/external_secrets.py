@@ -138,6 +138,8 @@ COMPONENT = Component(
     check=check,
     releases=[Release(RELEASE, 50, {"repo": "https://charts.external-secrets.io",
                                     "name": "external-secrets", "version": "2.9.0"},
-                      values=values, manifests=manifests)],
+                      values=values, manifests=manifests,
+                      # Its CRDs exceed the 262,144 bytes of client-side apply's last-applied annotation.
+                      server_side_apply=True)],
     doc="External Secrets Operator with a ClusterSecretStore for Vault.",
 )

@@ -390,7 +390,20 @@ def _app_egress(spec, ns):
 
 # --- cross-checks -----------------------------------------------------------------
 
+def _check_proxy_service(spec, settings, errors, path):
+    # On bare metal nothing hands a LoadBalancer Service an address unless a pool is declared;
+    # Argo CD reports such a Service Progressing forever and every later wave waits behind it.
+    if settings["proxy_service_type"] != "LoadBalancer" or not common.enabled(spec, "cilium"):
+        return
+    if not spec["components"]["cilium"].get("load_balancer"):
+        errors.add(path + ".proxy_service_type", "LoadBalancer",
+                   "a LoadBalancer Service gets an address on bare metal only from an address pool: set "
+                   "plinth_components.cilium.load_balancer.addresses, or use ClusterIP (the tunnel's way in) "
+                   "or NodePort")
+
+
 def check(spec, settings, errors, path):
+    _check_proxy_service(spec, settings, errors, path)
     common.check_fits_pool(spec, settings, errors, path + ".replicas", settings["replicas"])
     db = settings.get("database")
     if not db:
@@ -421,8 +434,10 @@ COMPONENT = Component(
     enabled=True, pod_security="restricted",
     options={
         "replicas": s.Int(3, minimum=1, doc="gateway pods, at most one per host of the pool"),
-        "proxy_service_type": s.Str("LoadBalancer", choices=("ClusterIP", "NodePort", "LoadBalancer"),
-                                    doc="type of the proxy Service"),
+        "proxy_service_type": s.Str("ClusterIP", choices=("ClusterIP", "NodePort", "LoadBalancer"),
+                                    doc="type of the proxy Service; ClusterIP needs nothing outside the cluster "
+                                        "(the Cloudflare tunnel reaches it), LoadBalancer needs an address pool "
+                                        "(plinth_components.cilium.load_balancer)"),
         "resources": s.Resources("500m", "512Mi", "2", "2Gi"),
         "controller_resources": s.Resources("100m", "128Mi", "500m", "512Mi"),
         "database": DATABASE,

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from ansible_collections.plinth.platform.plugins.module_utils import gitops
+from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
 from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
 
 from ansible_collections.plinth.platform.tests.unit.conftest import HERE, load_inventory
@@ -272,3 +273,69 @@ def test_helm_release_of_a_disabled_component(production):
     spec = build_spec(variables, groups, hostvars)
     with pytest.raises(ValueError):
         gitops.helm_release(spec, "metrics-server")
+
+
+# --- charts from a mirror (air-gapped sites) -------------------------------------------
+
+MIRROR = "https://charts.mirror.example.com/plinth"
+
+
+def _mirrored_spec(inventory, mirror=MIRROR):
+    variables, groups, hostvars = inventory
+    variables["plinth_chart_mirror"] = mirror
+    return build_spec(variables, groups, hostvars)
+
+
+def test_chart_mirror_serves_every_remote_chart(production):
+    plain = build_spec(*production)
+    spec = _mirrored_spec(production)
+    files = gitops.render(spec)
+    charts = 0
+    for app in applications(files).values():
+        for source in app["spec"].get("sources", []):
+            if "chart" in source:
+                charts += 1
+                assert source["repoURL"] == MIRROR, app["metadata"]["name"]
+    assert charts == len([r for _c, r, _s in gitops.releases(plain) if r.chart]) + len(plain["apps"])
+    upstream = set(r.chart["repo"] for _c, r, _s in gitops.releases(plain) if r.chart)
+    for project in docs(files["clusters/production/apps/projects.yaml"]):
+        assert not upstream & set(project["spec"]["sourceRepos"]), project["metadata"]["name"]
+        if project["metadata"]["name"] != "root":
+            assert MIRROR in project["spec"]["sourceRepos"]
+
+
+def test_chart_mirror_also_serves_the_bootstrap_installs(production):
+    spec = _mirrored_spec(production, "oci://registry.mirror.example.com/plinth/")
+    release = gitops.helm_release(spec, "argo-cd")
+    assert (release["chart_ref"], release["chart_repo_url"], release["chart_version"]) == (
+        "oci://registry.mirror.example.com/plinth/argo-cd", None, "10.1.1")
+    spec = _mirrored_spec(production)
+    release = gitops.helm_release(spec, "cilium")
+    assert (release["chart_ref"], release["chart_repo_url"]) == ("cilium", MIRROR)
+
+
+def test_chart_mirror_leaves_charts_kept_in_the_repository(production):
+    variables, groups, hostvars = production
+    variables["plinth_apps"][0]["chart"]["repo"] = "./charts/store-api"
+    spec = _mirrored_spec((variables, groups, hostvars))
+    source = docs(gitops.render(spec)["clusters/production/apps/apps-store-api.yaml"])[0]["spec"]["sources"][0]
+    assert source["path"] == "charts/store-api" and source["repoURL"] == variables["plinth_gitops"]["repo_url"]
+
+
+@pytest.mark.parametrize("mirror", ["/srv/charts", "ftp://charts.example.com", "https://", "oci:// x"])
+def test_chart_mirror_must_be_a_url(production, mirror):
+    variables, groups, hostvars = production
+    variables["plinth_chart_mirror"] = mirror
+    with pytest.raises(SpecError) as caught:
+        build_spec(variables, groups, hostvars)
+    assert [e for e in caught.value.errors if e.startswith("plinth_chart_mirror: got %r" % mirror)]
+
+
+# --- releases whose CRDs client-side apply cannot store --------------------------------
+
+@pytest.mark.parametrize("release", ["argo-cd", "external-secrets", "cloudnative-pg", "rook-ceph",
+                                     "prometheus-operator-crds", "kube-prometheus-stack"])
+def test_releases_with_large_crds_sync_server_side(production, release):
+    files = gitops.render(build_spec(*production))
+    [app] = [a for a in applications(files).values() if a["metadata"]["name"] == release]
+    assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]

@@ -305,3 +305,27 @@ def test_unknown_group_is_reported_once_not_by_every_component_on_it(production)
     with pytest.raises(SpecError) as caught:
         build_spec(variables, groups, hostvars)
     assert caught.value.errors == ["plinth_node_pools.worker.group: got 'wrokers'; no such inventory group"]
+
+
+# --- the hosts' own network ------------------------------------------------------------
+
+@pytest.mark.parametrize("edit, error", [
+    (lambda v, h: h["worker-1"].update(ansible_host="198.51.100.41"),
+     "plinth_host_network: got '192.0.2.0/24'; does not contain the address 198.51.100.41 of host worker-1"),
+    (lambda v, h: v["plinth_control_plane_endpoint"].update(host="198.51.100.10"),
+     "plinth_control_plane_endpoint.host: got '198.51.100.10'; lies outside plinth_host_network 192.0.2.0/24; "
+     "kube-vip announces it on the hosts' network"),
+    (lambda v, h: v.update(plinth_host_network="10.96.0.0/16"),
+     "plinth_host_network: got '10.96.0.0/16'; overlaps plinth_service_cidr 10.96.0.0/12"),
+])
+def test_host_network_holds_every_host_and_the_endpoint(production, edit, error):
+    variables, groups, hostvars = production
+    edit(variables, hostvars)
+    with pytest.raises(SpecError) as caught:
+        build_spec(variables, groups, hostvars)
+    assert error in caught.value.errors
+
+
+def test_host_network_is_optional(production):
+    del production[0]["plinth_host_network"]
+    assert build_spec(*production)["host_network"] is None

@@ -225,3 +225,59 @@ def test_ipv6_pod_network_is_rejected(production):
     production[0]["plinth_pod_cidr"] = "fd00:10:244::/56"
     assert ("plinth_pod_cidr: got 'fd00:10:244::/56'; Cilium is configured for an IPv4 pod network only"
             in spec_errors(production))
+
+
+# --- LoadBalancer addresses: LB IPAM with L2 announcements --------------------------------
+
+def _lb(addresses, interfaces=None):
+    found = {"addresses": addresses}
+    if interfaces is not None:
+        found["interfaces"] = interfaces
+    return {"load_balancer": found}
+
+
+def test_no_load_balancer_pool_by_default(production):
+    spec = build(production)
+    assert manifests_of(spec, "cilium", "cilium") == []
+    assert "l2announcements" not in values_of(spec, "cilium")
+
+
+def test_load_balancer_pool_and_announcement_policy(production):
+    spec = build(production, cilium=_lb(["192.0.2.200/29", "192.0.2.220-192.0.2.229"], ["^eth0$"]))
+    assert values_of(spec, "cilium")["l2announcements"] == {"enabled": True}
+    pool, policy = manifests_of(spec, "cilium", "cilium")
+    assert (pool["apiVersion"], pool["kind"]) == ("cilium.io/v2", "CiliumLoadBalancerIPPool")
+    assert pool["spec"]["blocks"] == [{"cidr": "192.0.2.200/29"}, {"start": "192.0.2.220", "stop": "192.0.2.229"}]
+    assert (policy["apiVersion"], policy["kind"]) == ("cilium.io/v2alpha1", "CiliumL2AnnouncementPolicy")
+    assert policy["spec"]["loadBalancerIPs"] is True and policy["spec"]["interfaces"] == ["^eth0$"]
+    assert policy["spec"]["nodeSelector"] == {"matchExpressions": [{"key": CONTROL_PLANE, "operator": "DoesNotExist"}]}
+    for doc in (pool, policy):
+        assert doc["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == \
+            "SkipDryRunOnMissingResource=true"
+
+
+@pytest.mark.parametrize("address, rule", [
+    ("192.0.2.8/29", "contains 192.0.2.10 (the control-plane endpoint (plinth_control_plane_endpoint.host)); "
+                     "Services would take it over"),
+    ("192.0.2.40-192.0.2.50", "contains 192.0.2.41 (the address of host worker-1); Services would take it over"),
+    ("198.51.100.0/28", "must lie inside plinth_host_network 192.0.2.0/24"),
+    ("192.0.2.250-192.0.2.240", "must be a CIDR with no host bits set or a first-last range "
+                                "(a range runs from a lower to a higher address of one IP family)"),
+    ("192.0.2.1/24", "must be a CIDR with no host bits set or a first-last range (192.0.2.1/24 has host bits set)"),
+])
+def test_load_balancer_addresses_are_checked_against_the_host_network(production, address, rule):
+    errors = spec_errors(production, cilium=_lb([address]))
+    assert errors[0] == "plinth_components.cilium.load_balancer.addresses[0]: got %r; %s" % (address, rule)
+
+
+def test_load_balancer_needs_the_host_network(production):
+    del production[0]["plinth_host_network"]
+    assert spec_errors(production, cilium=_lb(["192.0.2.200/29"])) == [
+        "plinth_components.cilium.load_balancer.addresses: got ['192.0.2.200/29']; L2 announcements answer "
+        "for these addresses on the hosts' network: set plinth_host_network to the hosts' subnet so they "
+        "can be checked against it"]
+
+
+def test_load_balancer_needs_kube_proxy_replacement(production):
+    errors = spec_errors(production, cilium=dict(_lb(["192.0.2.200/29"]), kube_proxy_replacement=False))
+    assert "L2 announcements need plinth_components.cilium.kube_proxy_replacement: true" in errors[0]

@@ -115,12 +115,32 @@ def test_ingress_controller_is_on_and_admin_api_stays_private(production):
     assert values["manager"]["enabled"] is False
 
 
+LB_POOL = {"load_balancer": {"addresses": ["192.0.2.200/29"]}}
+
+
 @pytest.mark.parametrize("service_type, policy", [("LoadBalancer", "Local"), ("NodePort", "Local"),
                                                   ("ClusterIP", None)])
 def test_proxy_service_type(production, service_type, policy):
-    proxy = _values(production, proxy_service_type=service_type)["proxy"]
+    proxy = values_of(build(production, kong={"proxy_service_type": service_type}, cilium=LB_POOL), "kong")["proxy"]
     assert proxy["type"] == service_type
     assert proxy.get("externalTrafficPolicy") == policy
+
+
+def test_proxy_needs_no_external_load_balancer_by_default(production):
+    # A LoadBalancer Service without an address stays Progressing in Argo CD and holds every later wave.
+    assert _values(production)["proxy"] == {"enabled": True, "type": "ClusterIP"}
+
+
+def test_load_balancer_proxy_needs_an_address_pool(production):
+    assert spec_errors(production, kong={"proxy_service_type": "LoadBalancer"}) == [
+        "plinth_components.kong.proxy_service_type: got 'LoadBalancer'; a LoadBalancer Service gets an address "
+        "on bare metal only from an address pool: set plinth_components.cilium.load_balancer.addresses, or use "
+        "ClusterIP (the tunnel's way in) or NodePort"]
+
+
+def test_load_balancer_proxy_beside_another_cni_is_the_user_s_choice(production):
+    spec = build(production, kong={"proxy_service_type": "LoadBalancer"}, cilium={"enabled": False})
+    assert values_of(spec, "kong")["proxy"]["type"] == "LoadBalancer"
 
 
 # --- database: CloudNativePG (default) ------------------------------------------------
