@@ -160,8 +160,10 @@ OPTIONS = {
                                                   "timeouts; false leaves the kernel's values (hosts whose /proc/sys "
                                                   "is read-only, such as containers used as test hosts)"),
     "kubelet_fail_cgroup_v1": s.Bool(True, doc="the kubelet's own default; false lets it run on cgroup v1 hosts"),
-    "kubelet_server_tls_bootstrap": s.Bool(False, doc="kubelet serving certificates from the cluster CA; "
-                                                      "needs a CSR approver"),
+    "kubelet_server_tls_bootstrap": s.Bool(True, doc="kubelet serving certificates from the cluster CA, which "
+                                                     "metrics-server verifies; their requests are approved by the "
+                                                     "kubelet_serving_certs role and the kubelet_csr_approver "
+                                                     "component"),
     "etcd_listen_metrics_urls": s.Str(None, nullable=True, checks=[_metrics_urls],
                                       doc="etcd's plain-HTTP metrics listener (kubeadm: http://127.0.0.1:2381)"),
     "component_bind_address": s.Str(None, nullable=True, checks=[_shared_address],
@@ -469,8 +471,9 @@ def kubelet_configuration(opts):
         "failCgroupV1": opts["kubelet_fail_cgroup_v1"],
         "rotateCertificates": True,
         # Serving certificates signed by the cluster CA are requested as CSRs that
-        # nothing in a kubeadm cluster approves: without a CSR approver, logs, exec
-        # and metrics-server break.  Off, kubelets serve a self-signed certificate.
+        # nothing in kubeadm approves: the kubelet_serving_certs role (bootstrap) and
+        # the kubelet_csr_approver component (renewals) do.  Off, kubelets serve a
+        # self-signed certificate that metrics-server refuses.
         "serverTLSBootstrap": opts["kubelet_server_tls_bootstrap"],
     }
 

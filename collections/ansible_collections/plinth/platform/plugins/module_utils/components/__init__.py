@@ -21,6 +21,7 @@ MODULES = (
     "cilium",
     "argocd",
     "rook_ceph",
+    "kubelet_csr_approver",
     "metrics_server",
     "monitoring",
     "consul",

@@ -4,11 +4,11 @@
 """metrics-server: the resource metrics API that HorizontalPodAutoscalers read.
 
 Kubelet TLS: kubeadm's kubelets serve a self-signed certificate unless
-``serverTLSBootstrap: true`` has them request one from the cluster CA (and
-something approves those CSRs).  metrics-server verifies kubelets against the
-cluster CA, so it works out of the box only with signed serving certificates;
-``kubelet_insecure_tls: true`` skips the check for clusters that lack them, at
-the price of trusting whatever answers on a node's address.
+``serverTLSBootstrap: true`` has them request one from the cluster CA (Plinth's
+default) and something approves those CSRs (the ``kubelet_serving_certs`` role
+at bootstrap, the ``kubelet_csr_approver`` component after that).  metrics-server
+verifies kubelets against the cluster CA; ``kubelet_insecure_tls: true`` skips
+the check, at the price of trusting whatever answers on a node's address.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -62,6 +62,11 @@ def values(spec, settings):
 
 
 def check(spec, settings, errors, path):
+    if not settings["kubelet_insecure_tls"] and not common.enabled(spec, "kubelet_csr_approver"):
+        errors.add(path + ".kubelet_insecure_tls", False,
+                   "metrics-server verifies kubelet serving certificates, which are signed only when their "
+                   "requests are approved: enable plinth_components.kubelet_csr_approver (or accept "
+                   "unverified kubelets with kubelet_insecure_tls: true)")
     if settings["replicas"] > 1:
         common.check_fits_pool(spec, settings, errors, path + ".replicas", settings["replicas"])
 

@@ -271,10 +271,10 @@ def test_kubelet_configuration():
     kubelet = init()["KubeletConfiguration"]
     assert kubelet == {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
                        "cgroupDriver": "systemd", "failCgroupV1": True, "rotateCertificates": True,
-                       "serverTLSBootstrap": False}
-    kubelet = init(options={"kubelet_fail_cgroup_v1": False, "kubelet_server_tls_bootstrap": True})
+                       "serverTLSBootstrap": True}
+    kubelet = init(options={"kubelet_fail_cgroup_v1": False, "kubelet_server_tls_bootstrap": False})
     assert kubelet["KubeletConfiguration"]["failCgroupV1"] is False
-    assert kubelet["KubeletConfiguration"]["serverTLSBootstrap"] is True
+    assert kubelet["KubeletConfiguration"]["serverTLSBootstrap"] is False
 
 
 def test_first_control_plane_host_registers_tainted_with_its_own_address():
@@ -494,7 +494,8 @@ def test_default_options_are_complete():
     defaults = kubeadm.default_options()
     assert sorted(defaults) == sorted(kubeadm.OPTIONS)
     assert defaults["kubelet_fail_cgroup_v1"] is True
-    assert defaults["kubelet_server_tls_bootstrap"] is False
+    # Signed serving certificates by default: metrics-server verifies kubelets.
+    assert defaults["kubelet_server_tls_bootstrap"] is True
     assert defaults["ignore_preflight_errors"] == []
     assert defaults["image_repository"] == "registry.k8s.io"
     assert init(options=defaults) == init(options={}) == init(options=None)
