@@ -68,6 +68,10 @@ def helm_release(spec, release, chart_root=None):
         raise AnsibleFilterError(str(exc))
 
 
+def sync_waves(spec):
+    return gitops.sync_waves(_need_spec(spec, "sync_waves"))
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -76,4 +80,5 @@ class FilterModule(object):
             "gitops_summary": gitops_summary,
             "helm_values": helm_values,
             "helm_release": helm_release,
+            "sync_waves": sync_waves,
         }

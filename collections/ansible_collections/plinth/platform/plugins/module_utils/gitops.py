@@ -343,6 +343,24 @@ def render(spec):
     return dict((path, header + "---\n" + dump(docs)) for path, docs in sorted(documents(spec).items()))
 
 
+def sync_waves(spec):
+    """The child Applications grouped by sync wave, in the order Argo CD applies them.
+
+    ``[{"wave": 0, "applications": ["argo-cd", "cilium"]}, ...]``, lowest wave first.
+    """
+    waves = {}
+    namespace = argocd_namespace(spec)
+    for path, docs in documents(spec).items():
+        for doc in docs:
+            meta = doc.get("metadata") or {}
+            if doc.get("kind") != "Application" or meta.get("namespace") != namespace \
+                    or path.endswith("/root.yaml"):
+                continue
+            wave = int((meta.get("annotations") or {}).get("argocd.argoproj.io/sync-wave", "0"))
+            waves.setdefault(wave, []).append(meta["name"])
+    return [{"wave": wave, "applications": sorted(names)} for wave, names in sorted(waves.items())]
+
+
 def summary(spec):
     """What the tree deploys, for a person reading the render's output."""
     return {

@@ -339,3 +339,18 @@ def test_releases_with_large_crds_sync_server_side(production, release):
     files = gitops.render(build_spec(*production))
     [app] = [a for a in applications(files).values() if a["metadata"]["name"] == release]
     assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
+
+
+def test_sync_waves_list_every_child_application_once_in_wave_order(example_env):
+    spec = build_spec(*load_inventory(example_env))
+    waves = gitops.sync_waves(spec)
+    files = gitops.render(spec)
+    children = dict((a["metadata"]["name"], wave(a)) for p, a in applications(files).items()
+                    if not p.endswith("/root.yaml"))
+    assert [w["wave"] for w in waves] == sorted(set(children.values()))
+    listed = [name for w in waves for name in w["applications"]]
+    assert sorted(listed) == sorted(children)
+    for entry in waves:
+        assert all(children[name] == entry["wave"] for name in entry["applications"])
+    assert waves[0]["wave"] == 0 and "argo-cd" in waves[0]["applications"]
+    assert waves[-1] == {"wave": 100, "applications": sorted(a["name"] for a in spec["apps"])}
