@@ -113,6 +113,17 @@ def render(helm, chart, release="rel", namespace="ns", values_files=(), sets=())
     return [doc for doc in yaml.safe_load_all(helm(*args)) if doc]
 
 
+def stand_in_crds(docs):
+    """The chart's own stand-in CRD(s), not the open-schema APIs it serves for the platform's manifests."""
+    return [d for d in docs if d["kind"] == "CustomResourceDefinition"
+            and d["spec"]["group"].endswith(".stand-in.plinth.io")]
+
+
+def kind_crds(docs):
+    return sorted("%s/%s" % (d["spec"]["group"], d["spec"]["names"]["kind"]) for d in docs
+                  if d["kind"] == "CustomResourceDefinition" and not d["spec"]["group"].endswith(".stand-in.plinth.io"))
+
+
 def only(docs, kind, name=None):
     found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
     assert len(found) == 1, "%d %s %s in %s" % (len(found), kind, name or "", [d["kind"] for d in docs])
@@ -168,8 +179,10 @@ def test_production_values_render_to_objects_that_need_no_kubelet(pulled, helm, 
     rendered = yaml.safe_load(config["data"]["values.yaml"])
     expected = merged_values(release["values_files"])
     assert expected and dict((k, rendered.get(k)) for k in expected) == expected
-    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+    crds = stand_in_crds(docs)
     crd = entry.get("standIn", {}).get("crd", "none")
+    wanted_kinds = sorted("%s/%s" % (k["group"], k["kind"]) for k in entry.get("standIn", {}).get("kinds", []))
+    assert kind_crds(docs) == ([] if toggled_off(entry, expected) else wanted_kinds)
     if crd == "none" or toggled_off(entry, expected):
         assert not crds
     else:
@@ -181,7 +194,7 @@ def test_production_values_render_to_objects_that_need_no_kubelet(pulled, helm, 
 def test_large_crd_exceeds_the_annotation_limit_and_is_tunable(pulled, helm, entry):
     def crd_size(*sets):
         docs = render(helm, pulled[entry["name"]], sets=sets)
-        return len(json.dumps(only(docs, "CustomResourceDefinition"), separators=(",", ":")))
+        return len(json.dumps(only(stand_in_crds(docs), "CustomResourceDefinition"), separators=(",", ":")))
 
     assert crd_size() > ANNOTATION_LIMIT
     assert crd_size("standIn.largeCrdBytes=1000") < 4000
@@ -190,12 +203,14 @@ def test_large_crd_exceeds_the_annotation_limit_and_is_tunable(pulled, helm, ent
 def test_crds_follow_the_upstream_switch_and_annotations(pulled, helm, releases):
     docs = render(helm, pulled["external-secrets"], sets=["installCRDs=false"])
     assert not [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+    assert kind_crds(render(helm, pulled["external-secrets"])) == [
+        "external-secrets.io/ClusterSecretStore", "external-secrets.io/ExternalSecret"]
     docs = render(helm, pulled["kube-prometheus-stack"], sets=["crds.enabled=true"])
     assert only(docs, "CustomResourceDefinition")["spec"]["group"] == "kube-prometheus-stack.stand-in.plinth.io"
     crds = releases["prometheus-operator-crds"]
     docs = render(helm, pulled["prometheus-operator-crds"], values_files=crds["values_files"])
     wanted = merged_values(crds["values_files"])["crds"]["annotations"]
-    assert only(docs, "CustomResourceDefinition")["metadata"]["annotations"] == wanted
+    assert only(stand_in_crds(docs), "CustomResourceDefinition")["metadata"]["annotations"] == wanted
 
 
 def test_argo_cd_renders_its_settings_from_configs(pulled, helm, releases):

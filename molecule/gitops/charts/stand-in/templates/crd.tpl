@@ -7,7 +7,42 @@
 {{- if and $on $s.crdToggle }}
 {{- $on = ne (toString (include "stand-in.valueAt" (list .Values $s.crdToggle) | fromJson).v) "false" }}
 {{- end }}
+{{- $kindsOn := true }}
+{{- if $s.crdToggle }}
+{{- $kindsOn = ne (toString (include "stand-in.valueAt" (list .Values $s.crdToggle) | fromJson).v) "false" }}
+{{- end }}
+{{- if $kindsOn }}
+{{- range $s.kinds }}
+---
+{{- /* The API of a kind the platform's manifests use, with no schema of its own. */}}
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: {{ .plural }}.{{ .group }}
+  labels:
+    {{- include "stand-in.labels" $ | nindent 4 }}
+spec:
+  group: {{ .group }}
+  names:
+    kind: {{ .kind }}
+    listKind: {{ .kind }}List
+    plural: {{ .plural }}
+    singular: {{ lower .kind }}
+  scope: {{ .scope | default "Namespaced" }}
+  versions:
+    - name: {{ .version | default "v1" }}
+      served: true
+      storage: true
+      subresources:
+        status: {}
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+{{- end }}
+{{- end }}
 {{- if $on }}
+---
 {{- $large := eq $s.crd "large" }}
 {{- $kind := ternary "LargeStandIn" "StandIn" $large }}
 {{- $group := printf "%s.stand-in.plinth.io" .Chart.Name }}

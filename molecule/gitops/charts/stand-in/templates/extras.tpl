@@ -35,6 +35,11 @@ spec:
         app.kubernetes.io/component: stand-in
     spec:
       serviceAccountName: {{ include "stand-in.name" . }}
+      {{- if .Values.standIn.unhealthy }}
+      {{- /* No node carries this label: the pods stay Pending whatever runs them. */}}
+      nodeSelector:
+        plinth.io/stand-in: nowhere
+      {{- end }}
       automountServiceAccountToken: false
       {{- /* Admissible under the restricted Pod Security level, so pods are created and stay Pending. */}}
       securityContext:
