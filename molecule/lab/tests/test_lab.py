@@ -154,3 +154,22 @@ def test_pods_reach_each_other_across_nodes(host):
             time.sleep(2)
         assert result.rc == 0, "CoreDNS %s (%s on %s) is unreachable from cp-1" % (
             pod["metadata"]["name"], pod["status"]["podIP"], pod["spec"]["nodeName"])
+
+
+def test_kubelets_serve_certificates_the_cluster_ca_verifies(host):
+    """What metrics-server does: reach each kubelet by its InternalIP and verify it against the
+    cluster CA. Self-signed kubelet certificates (no serverTLSBootstrap, or requests nobody
+    approved) fail the handshake (curl exit 60)."""
+    nodes = get("nodes")["items"]
+    deadline = time.monotonic() + 60
+    for node in nodes:
+        ip = [a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"][0]
+        while True:
+            # Any HTTP answer (401: the kubelet wants credentials) means the TLS handshake passed.
+            result = host.run("curl -sS -o /dev/null -w '%%{http_code}' --cacert /etc/kubernetes/pki/ca.crt "
+                              "https://%s:10250/healthz" % ip)
+            if result.rc == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert result.rc == 0 and result.stdout in ("200", "401"), "kubelet of %s (%s): rc %d %s" % (
+            node["metadata"]["name"], ip, result.rc, result.stderr)
