@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: demo render test test-nodes test-cluster test-lab lab lab-destroy unit lint sanity molecule bench clean
+.PHONY: demo render test test-nodes test-cluster test-lab lab lab-destroy unit lint sanity molecule bench acceptance clean
 
 demo: $(STAMP)
 	$(BIN)/ansible-playbook -i inventories/$(ENV) playbooks/render.yml
@@ -58,6 +58,12 @@ molecule: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
+
+# Every Application's real upstream chart rendered as Argo CD renders it, then checked by a
+# real kube-apiserver (server-side apply dry run, strict fields). Charts come from a folder:
+#   make acceptance CHARTS_DIR=/srv/charts [ENV=staging] [ACCEPTANCE_ARGS="--skip store-api"]
+acceptance: $(STAMP)
+	$(BIN)/python scripts/acceptance.py --charts $(CHARTS_DIR) --env $(ENV) $(ACCEPTANCE_ARGS)
 
 $(STAMP): requirements.txt scripts/install.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) scripts/install.sh
