@@ -25,6 +25,11 @@ loopback and portmap (what the cni_bridge role installs) from
 github.com/containernetworking/plugins at --cni-plugins-version (pinned,
 v1.9.1 by default) into <cache>/cni-plugins/v<version>/bin/.
 
+kwok is a third: `--binaries kwok` builds sigs.k8s.io/kwok/cmd/kwok (the pinned
+KWOK_VERSION, or --kwok-version) into <cache>/kwok/v<version>/bin/kwok, and puts
+the release's default node and pod Stages (what kwokctl hands its kwok) beside it
+in .../stages/: a kwok without Stage CRDs acts only on the Stages in its --config.
+
 Needs only Python 3 and the go tool, with a reachable Go module proxy (or a
 module cache that already holds the modules).
 """
@@ -79,8 +84,24 @@ CNI_PLUGIN_PACKAGES = {
     "portmap": "plugins/meta/portmap",
 }
 CNI_VERSION_VARIABLE = CNI_PLUGINS_MODULE + "/pkg/utils/buildversion.BuildVersion"
+# kwok plays kubelet for Nodes without machines: it moves their pods through the
+# Stages it is given (Running and Ready, then gone once deleted) and keeps the Nodes Ready.
+KWOK_TARGET = "kwok"
+KWOK_MODULE = "sigs.k8s.io/kwok"
+KWOK_PACKAGE = KWOK_MODULE + "/cmd/kwok"
+# v0.8.0 is the newest release on the proxy and builds with Go 1.26 (its go.mod: go 1.26.0).
+KWOK_VERSION = "v0.8.0"
+KWOK_VERSION_VARIABLE = KWOK_MODULE + "/pkg/consts.Version"
+# kwokctl's defaults for a cluster with node leases: the Stage files of the module it embeds.
+KWOK_STAGES = (
+    "kustomize/stage/node/fast/node-initialize.yaml",
+    "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "kustomize/stage/pod/fast/pod-ready.yaml",
+    "kustomize/stage/pod/fast/pod-complete.yaml",
+    "kustomize/stage/pod/fast/pod-delete.yaml",
+)
 # Targets of their own release train, built beside the Kubernetes binaries when named.
-OTHER_TARGETS = (ETCD_BINARY, CNI_PLUGINS_TARGET)
+OTHER_TARGETS = (ETCD_BINARY, CNI_PLUGINS_TARGET, KWOK_TARGET)
 
 
 class BuildError(Exception):
@@ -415,6 +436,10 @@ def build(args):
         cni_bin_dir, cni_timings = build_cni_plugins_release(args)
         report_timings(cni_timings, cni_bin_dir)
         log("CNI plugins in %s" % cni_bin_dir)
+    if KWOK_TARGET in args.binaries:
+        kwok_bin_dir, kwok_timings = build_kwok_release(args)
+        report_timings(kwok_timings, kwok_bin_dir)
+        log("kwok in %s" % kwok_bin_dir)
 
 
 def report_timings(timings, bin_dir):
@@ -574,13 +599,73 @@ def build_cni_plugins(info, names, release_dir, bin_dir, arch, build_info):
                           build_info)
 
 
+def resolve_kwok(wanted):
+    match = VERSION_RE.match(wanted.strip())
+    if not match:
+        raise BuildError("--kwok-version %r: expected MAJOR.MINOR.PATCH, e.g. %s"
+                         % (wanted, KWOK_VERSION))
+    version = "v%s.%s.%s" % match.groups()
+    info = module_info(KWOK_MODULE, version)
+    if not info:
+        raise BuildError("%s %s is not on the Go module proxy" % (KWOK_MODULE, version))
+    return info
+
+
+def kwok_release_dir(cache, version=KWOK_VERSION):
+    return os.path.join(cache, KWOK_TARGET, version)
+
+
+def kwok_stage_paths(release_dir):
+    """Where the kwok target puts its Stage files: the --config list for that kwok."""
+    return [os.path.join(release_dir, "stages", os.path.basename(relative)) for relative in KWOK_STAGES]
+
+
+def build_kwok_release(args):
+    """Build kwok once into <cache>/kwok/v<version>/bin/, its Stages beside it; returns (bin_dir, timings)."""
+    info = resolve_kwok(args.kwok_version)
+    release_dir = kwok_release_dir(args.cache, info["Version"])
+    bin_dir = os.path.join(release_dir, "bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    info_path = os.path.join(release_dir, "build-info.json")
+    with locked(os.path.join(release_dir, ".lock")):
+        remove_partial_builds(bin_dir)
+        install_kwok_stages(info, release_dir, args.force)
+        wanted = not_built(bin_dir, [KWOK_TARGET], args.force)
+        if not wanted:
+            return bin_dir, []
+        build_info = load_build_info(info_path)
+        build_info["kwok_version"] = info["Version"]
+        work_dir = os.path.join(release_dir, "work")
+        prepare_work_module(work_dir, info, [KWOK_PACKAGE], module_replacements)
+        # The release stamps its tag the same way (hack/releases.sh).
+        ldflags = "-s -w -X '%s=%s'" % (KWOK_VERSION_VARIABLE, info["Version"])
+        timings = build_packages(work_dir, info, KWOK_MODULE, wanted, [KWOK_PACKAGE], bin_dir, ldflags,
+                                 None, args.arch, build_info)
+        save_build_info(info_path, build_info)
+    return bin_dir, timings
+
+
+def install_kwok_stages(info, release_dir, force):
+    """Copy the release's default Stage files out of the module archive, each renamed into place."""
+    for relative, target in zip(KWOK_STAGES, kwok_stage_paths(release_dir)):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.exists(target) and not force:
+            continue
+        source = os.path.join(info["Dir"], relative)
+        if not os.path.isfile(source):
+            raise BuildError("%s %s has no %s" % (KWOK_MODULE, info["Version"], relative))
+        shutil.copyfile(source, target + ".tmp")
+        os.replace(target + ".tmp", target)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description="Build Kubernetes binaries (and crictl) for linux from the Go module "
                     "proxy into a per-version cache, once.",
         epilog="Output: <cache>/kubernetes/v<VERSION>/bin/<binary> plus build-info.json "
                "beside bin/; etcd goes to <cache>/etcd/v<ETCD VERSION>/bin/etcd, the CNI "
-               "plugins to <cache>/cni-plugins/v<CNI VERSION>/bin/<plugin>. "
+               "plugins to <cache>/cni-plugins/v<CNI VERSION>/bin/<plugin>, kwok to "
+               "<cache>/kwok/v<KWOK VERSION>/bin/kwok (its Stages in .../stages/). "
                "Example: %(prog)s --version 1.36.3 "
                "--binaries kube-apiserver,kube-controller-manager,kube-scheduler,etcd",
     )
@@ -605,6 +690,8 @@ def parse_args(argv):
                         help="release of %s for the cni-plugins target (%s: %s; default %s)"
                              % (CNI_PLUGINS_MODULE, CNI_PLUGINS_TARGET,
                                 ", ".join(sorted(CNI_PLUGIN_PACKAGES)), CNI_PLUGINS_VERSION))
+    parser.add_argument("--kwok-version", default=KWOK_VERSION,
+                        help="release of %s for the kwok target (default %s)" % (KWOK_MODULE, KWOK_VERSION))
     parser.add_argument("--no-crictl", action="store_true", help="do not build crictl")
     parser.add_argument("--force", action="store_true", help="rebuild binaries already in the cache")
     return parser.parse_args(argv)

@@ -2,6 +2,7 @@
 """A real Kubernetes control plane on loopback for tests: etcd, kube-apiserver, kube-controller-manager.
 
     testcluster.py up --dir DIR [--version 1.36.3]     start (building missing binaries first)
+    testcluster.py up --dir DIR --pods                 ... and run pods: kube-scheduler and kwok too
     testcluster.py status --dir DIR                    processes and /readyz
     testcluster.py down --dir DIR                      stop everything `up` started
 
@@ -13,6 +14,12 @@ lives in DIR: certificates, etcd data, logs, and state.json with the process ids
 `down` stops. Nodes are never run: `register_nodes` creates Node objects the way
 a kubelet (and kubeadm, for control-plane nodes) would.
 
+Without --pods nothing runs a pod, so no Deployment ever becomes available. With
+--pods the real kube-scheduler places pods on the registered Nodes (their labels,
+taints, the pods' nodeSelectors and tolerations decide), and kwok plays every
+Node's kubelet: bound pods go Running and Ready without a container, deleted ones
+go away, and the Nodes stay Ready (their leases renewed). Both bind to 127.0.0.1.
+
 From Python (tests, benchmarks):
 
     with TestCluster(path) as cluster:
@@ -20,7 +27,8 @@ From Python (tests, benchmarks):
         cluster.api.request("GET", "/api/v1/nodes")
 
 Binaries come from scripts/build_kubernetes.py's cache
-(${PLINTH_CACHE:-~/.cache/plinth}/kubernetes/v<version>/bin and .../etcd/v<etcd>/bin).
+(${PLINTH_CACHE:-~/.cache/plinth}/kubernetes/v<version>/bin, .../etcd/v<etcd>/bin and,
+for --pods, .../kwok/v<kwok>/bin with the Stages kwok follows in .../kwok/v<kwok>/stages).
 Certificates need the `cryptography` package (a dependency of ansible-core).
 """
 
@@ -42,8 +50,18 @@ import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import build_kubernetes  # noqa: E402  (its kwok release and Stage layout)
+
 DEFAULT_VERSION = "1.36.3"
 CONTROL_PLANE_BINARIES = ("kube-apiserver", "kube-controller-manager")
+SCHEDULER = "kube-scheduler"
+KWOK = build_kubernetes.KWOK_TARGET
+# Pods get addresses from here (kwok's default /24 holds 254 pods: too few for a platform).
+POD_CIDR = "10.244.0.0/16"
+# The kubelet's default; kwok renews each Node's Lease in kube-node-lease well within it.
+NODE_LEASE_SECONDS = 40
 SERVICE_CIDR = "10.96.0.0/12"
 STATE_FILE = "state.json"
 READY_TIMEOUT = 120
@@ -51,6 +69,10 @@ STOP_TIMEOUT = 15
 # Nodes registered here have no kubelet posting status: the node lifecycle controller
 # would mark them unreachable and taint them halfway through a test.
 CONTROLLERS = "*,-node-lifecycle-controller"
+# With pods kwok renews every Node's Lease, so the node lifecycle controller runs: it lifts
+# the not-ready taint that admission (TaintNodesByCondition) puts on each new Node once the
+# Node reports Ready, as for a real kubelet's; without it nothing would be scheduled.
+POD_CONTROLLERS = "*"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 EXCLUDE_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 CONTROL_PLANE_TAINT = {"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}
@@ -70,16 +92,27 @@ def default_cache():
 
 # --- binaries --------------------------------------------------------------------
 
-def find_binaries(version, cache):
-    """Paths of etcd, kube-apiserver and kube-controller-manager; None when one is missing."""
+def find_binaries(version, cache, pods=False):
+    """Paths of etcd, kube-apiserver and kube-controller-manager (with pods: kube-scheduler
+    and kwok too); None when one is missing."""
     bin_dir = os.path.join(cache, "kubernetes", "v" + version, "bin")
     found = dict((name, os.path.join(bin_dir, name)) for name in CONTROL_PLANE_BINARIES)
     # The etcd release is kubeadm's choice for this Kubernetes version; the newest built one serves.
     etcds = sorted(glob.glob(os.path.join(cache, "etcd", "v*", "bin", "etcd")), key=_etcd_version)
     found["etcd"] = etcds[-1] if etcds else None
+    if pods:
+        found[SCHEDULER] = os.path.join(bin_dir, SCHEDULER)
+        found[KWOK] = os.path.join(build_kubernetes.kwok_release_dir(cache), "bin", KWOK)
+        if not all(os.path.isfile(path) for path in kwok_stages(cache)):
+            return None
     if not all(path and os.access(path, os.X_OK) for path in found.values()):
         return None
     return found
+
+
+def kwok_stages(cache):
+    """The Stage files kwok follows, put beside its binary by build_kubernetes' kwok target."""
+    return build_kubernetes.kwok_stage_paths(build_kubernetes.kwok_release_dir(cache))
 
 
 def _etcd_version(path):
@@ -87,18 +120,17 @@ def _etcd_version(path):
     return tuple(int(part) if part.isdigit() else 0 for part in release.lstrip("v").split("."))
 
 
-def ensure_binaries(version, cache):
-    found = find_binaries(version, cache)
+def ensure_binaries(version, cache, pods=False):
+    found = find_binaries(version, cache, pods)
     if found:
         return found
-    log("building %s and etcd for %s (a cold build takes about ten minutes)"
-        % (", ".join(CONTROL_PLANE_BINARIES), version))
+    targets = CONTROL_PLANE_BINARIES + ((SCHEDULER,) if pods else ()) + ("etcd",) + ((KWOK,) if pods else ())
+    log("building %s for %s (a cold build takes about ten minutes)" % (", ".join(targets), version))
     command = [sys.executable, os.path.join(HERE, "build_kubernetes.py"), "--version", version,
-               "--cache", cache, "--no-crictl",
-               "--binaries", ",".join(CONTROL_PLANE_BINARIES + ("etcd",))]
+               "--cache", cache, "--no-crictl", "--binaries", ",".join(targets)]
     if subprocess.call(command) != 0:
         raise ClusterError("building the control-plane binaries failed: %s" % " ".join(command))
-    found = find_binaries(version, cache)
+    found = find_binaries(version, cache, pods)
     if not found:
         raise ClusterError("binaries still missing after the build in %s" % cache)
     return found
@@ -248,11 +280,11 @@ def is_ours(entry):
     return process_start_time(entry["pid"]) == entry["start_time"]
 
 
-def start_process(name, command, log_dir):
+def start_process(name, command, log_dir, env=None):
     log_path = os.path.join(log_dir, name + ".log")
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     return {"name": name, "pid": process.pid, "start_time": process_start_time(process.pid),
             "log": log_path, "command": command}
 
@@ -279,6 +311,22 @@ def _signal_group(pid, signum):
         os.killpg(pid, signum)
     except ProcessLookupError:
         pass
+
+
+def health_probe(url):
+    """A callable that is True once ``url`` answers "ok".
+
+    The scheduler serves /healthz with a certificate it made up at start and asks no
+    credentials for it: the probe sends none, so it skips the certificate check.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+
+    def probe():
+        with urllib.request.urlopen(url, context=context, timeout=5) as response:
+            return response.read().decode().strip() == "ok"
+    return probe
 
 
 def _reap(entries):
@@ -373,10 +421,11 @@ class TestCluster:
 
     __test__ = False  # not a pytest test class despite its name
 
-    def __init__(self, directory, version=DEFAULT_VERSION, cache=None):
+    def __init__(self, directory, version=DEFAULT_VERSION, cache=None, pods=False):
         self.dir = os.path.abspath(directory)
         self.version = version.lstrip("v")
         self.cache = os.path.abspath(cache or default_cache())
+        self.pods = pods
         self.pki = os.path.join(self.dir, "pki")
         self.admin_conf = os.path.join(self.dir, "admin.conf")
         self._api = None
@@ -431,24 +480,36 @@ class TestCluster:
         state = self.state()
         if state and any(is_ours(e) for e in state["processes"]):
             raise ClusterError("a cluster is already running from %s (run down first)" % self.dir)
-        binaries = ensure_binaries(self.version, self.cache)
+        binaries = ensure_binaries(self.version, self.cache, self.pods)
         started = time.monotonic()
         for sub in ("logs", "etcd"):
             os.makedirs(os.path.join(self.dir, sub), mode=0o700, exist_ok=True)
         service_ip = str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))
         write_pki(self.pki, service_ip)
         ports = {"etcd_client": free_port(), "etcd_peer": free_port(), "apiserver": free_port()}
+        if self.pods:
+            ports.update({"scheduler": free_port(), "kwok": free_port()})
         server = "https://127.0.0.1:%d" % ports["apiserver"]
         state = {"server": server, "ports": ports, "version": self.version, "processes": [],
-                 "binaries": binaries}
+                 "binaries": binaries, "pods": self.pods}
         self._save(state)
         self._api = None
+        log_dir = os.path.join(self.dir, "logs")
         try:
             for name, command in self._commands(binaries, ports, server):
-                state["processes"].append(start_process(name, command, os.path.join(self.dir, "logs")))
+                state["processes"].append(start_process(name, command, log_dir))
                 self._save(state)
                 if name == "kube-apiserver":
                     self._wait_ready(timeout, state)
+            if self.pods:
+                probes = []
+                for name, command, env, probe in self._pod_commands(binaries, ports, server):
+                    state["processes"].append(start_process(name, command, log_dir, env))
+                    self._save(state)
+                    probes.append((name, probe))
+                # Started together, waited for together: they do not need each other to come up.
+                for name, probe in probes:
+                    self._wait_until(name, probe, timeout, state)
         except BaseException:
             stop_processes(state["processes"])
             raise
@@ -497,7 +558,7 @@ class TestCluster:
             "--authentication-kubeconfig", cm_conf, "--authorization-kubeconfig", cm_conf,
             "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
             "--leader-elect=false", "--use-service-account-credentials=true",
-            "--controllers", CONTROLLERS,
+            "--controllers", POD_CONTROLLERS if self.pods else CONTROLLERS,
             "--service-account-private-key-file", os.path.join(pki, "sa.key"),
             "--root-ca-file", os.path.join(pki, "ca.crt"),
             "--cluster-signing-cert-file", os.path.join(pki, "ca.crt"),
@@ -506,10 +567,51 @@ class TestCluster:
             "--cert-dir", os.path.join(pki, "generated"),
         ]
 
+    def _pod_commands(self, binaries, ports, server):
+        """(name, command, environment, health probe) of kube-scheduler and kwok."""
+        write_client_cert(self.pki, "scheduler", "system:kube-scheduler")
+        scheduler_conf = os.path.join(self.dir, "scheduler.conf")
+        self._write_kubeconfig(scheduler_conf, server, "scheduler")
+        yield SCHEDULER, [
+            binaries[SCHEDULER],
+            "--kubeconfig", scheduler_conf,
+            "--authentication-kubeconfig", scheduler_conf, "--authorization-kubeconfig", scheduler_conf,
+            "--bind-address", "127.0.0.1", "--secure-port", str(ports["scheduler"]),
+            "--leader-elect=false", "--profiling=false",
+            "--cert-dir", os.path.join(self.pki, "generated"),
+        ], None, health_probe("https://127.0.0.1:%d/healthz" % ports["scheduler"])
+
+        command = [
+            binaries[KWOK],
+            # It writes the status of every Node and pod and deletes pods: the admin's rights.
+            "--kubeconfig", self.admin_conf,
+            # Every registered Node is one kwok answers for, whatever its labels.
+            "--manage-all-nodes=true",
+            # The Stage CRDs are not installed: the Stages come from these files alone.
+            "--enable-crds=",
+            "--node-lease-duration-seconds", str(NODE_LEASE_SECONDS),
+            "--node-ip", "127.0.0.1", "--cidr", POD_CIDR,
+            # Its server, for /healthz; no port-forward, exec or logs are configured to serve.
+            "--server-address", "127.0.0.1:%d" % ports["kwok"],
+        ]
+        for stage in kwok_stages(self.cache):
+            command += ["--config", stage]
+        # kwok reads ~/.kwok/kwok.yaml before any --config: a home of its own keeps a
+        # user's kwok settings out of the test cluster.
+        home = os.path.join(self.dir, "kwok-home")
+        os.makedirs(home, mode=0o700, exist_ok=True)
+        yield KWOK, command, dict(os.environ, HOME=home), health_probe(
+            "http://127.0.0.1:%d/healthz" % ports["kwok"])
+
     def _write_kubeconfig(self, path, server, client):
         _write(path, json.dumps(kubeconfig(server, self.pki, client), indent=2).encode())
 
     def _wait_ready(self, timeout, state):
+        self._wait_until("kube-apiserver", lambda: self.api.request("GET", "/readyz") == "ok",
+                         timeout, state)
+
+    def _wait_until(self, name, probe, timeout, state):
+        """Until ``probe()`` is true; fails early when any process of ours has exited."""
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -517,13 +619,13 @@ class TestCluster:
                 if not is_ours(entry):
                     raise ClusterError("%s exited; see %s:\n%s" % (entry["name"], entry["log"], _tail(entry["log"])))
             try:
-                if self.api.request("GET", "/readyz") == "ok":
+                if probe():
                     return
             except (ApiError, OSError) as error:
                 last = error
             time.sleep(0.2)
-        raise ClusterError("kube-apiserver not ready after %ds (%s); see %s"
-                           % (timeout, last, os.path.join(self.dir, "logs")))
+        raise ClusterError("%s not ready after %ds (%s); see %s"
+                           % (name, timeout, last, os.path.join(self.dir, "logs")))
 
     def stop(self):
         state = self.state()
@@ -546,7 +648,7 @@ class TestCluster:
         except (ApiError, OSError, ClusterError):
             ready = False
         return {"running": running, "ready": ready, "server": state["server"],
-                "admin_conf": self.admin_conf}
+                "admin_conf": self.admin_conf, "pods": state.get("pods", False)}
 
     # nodes ----------------------------------------------------------------------------------
     def register_nodes(self, nodes):
@@ -582,8 +684,11 @@ def main(argv=None):
     parser.add_argument("--dir", required=True, help="the cluster's directory (state, certs, data, logs)")
     parser.add_argument("--version", default=DEFAULT_VERSION, help="Kubernetes version (default %(default)s)")
     parser.add_argument("--cache", default=default_cache(), help="build cache (default: $PLINTH_CACHE or ~/.cache/plinth)")
+    parser.add_argument("--pods", action="store_true",
+                        help="up: also run kube-scheduler and kwok, so pods are placed on the "
+                             "registered Nodes and go Running and Ready")
     args = parser.parse_args(argv)
-    cluster = TestCluster(args.dir, args.version, args.cache)
+    cluster = TestCluster(args.dir, args.version, args.cache, pods=args.pods)
     try:
         if args.command == "up":
             state = cluster.start()

@@ -21,3 +21,12 @@ def cluster(tmp_path_factory):
     test_cluster.start()
     yield test_cluster
     test_cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pods_cluster(tmp_path_factory):
+    """A second control plane that also runs pods: kube-scheduler places them, kwok runs them."""
+    test_cluster = testcluster.TestCluster(str(tmp_path_factory.mktemp("pods-cluster")), pods=True)
+    test_cluster.start()
+    yield test_cluster
+    test_cluster.stop()
