@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install what the real-host test scenarios need on the test machine (Debian):
 # systemd-nspawn, debootstrap, namespace and SSH tools, and the repository tools
-# the nodes scenario uses to serve a signed package repository. Needs root.
+# the nodes scenario uses to serve a signed package repository, and the redis-server
+# that the test Argo CD (scripts/testargocd.py) caches in. Needs root.
 set -euo pipefail
 missing=()
 for tool in systemd-nspawn:systemd-container debootstrap:debootstrap ip:iproute2 ssh:openssh-client \
-            nc:netcat-openbsd dpkg-scanpackages:dpkg-dev gpg:gnupg; do
+            nc:netcat-openbsd dpkg-scanpackages:dpkg-dev gpg:gnupg redis-server:redis-server; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
