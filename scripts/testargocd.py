@@ -84,6 +84,11 @@ CLONE_NEWNET = 0x40000000
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 
+# argocd-cmd-params-cm keys the chart passes to the application controller as environment.
+CONTROLLER_PARAMETERS = {
+    "controller.resource.health.persist": "ARGOCD_APPLICATION_CONTROLLER_PERSIST_RESOURCE_HEALTH",
+}
+
 class ArgoCDError(Exception):
     pass
 
@@ -484,7 +489,23 @@ class TestArgoCD:
         env.pop("KUBECONFIG", None)
         if controller:
             env.update(ARGOCD_FAKE_IN_CLUSTER="true", KUBECONFIG=self.kubeconfig)
+            env.update(self.command_parameters(CONTROLLER_PARAMETERS))
         return env
+
+    def command_parameters(self, mapping):
+        """Environment from argocd-cmd-params-cm, as the argo-cd chart's workloads read it.
+
+        Only the keys in ``mapping`` (parameter -> variable) are taken: the ones whose
+        effect the tests rely on.
+        """
+        try:
+            data = self.api.request("GET", "/api/v1/namespaces/%s/configmaps/argocd-cmd-params-cm"
+                                    % self.namespace).get("data") or {}
+        except testcluster.ApiError as error:
+            if error.status != 404:
+                raise
+            return {}
+        return dict((variable, str(data[key])) for key, variable in mapping.items() if key in data)
 
     def _redis_command(self, ports):
         return ["redis-server", "--bind", "127.0.0.1", "--port", str(ports["redis"]),

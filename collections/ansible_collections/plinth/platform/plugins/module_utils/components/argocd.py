@@ -100,7 +100,12 @@ def values(spec, settings):
         "global": global_,
         "configs": {
             "cm": {"resource.customizations.health.argoproj.io_Application": APPLICATION_HEALTH_LUA},
-            "params": {"server.insecure": settings["server_insecure"]},
+            "params": {
+                "server.insecure": settings["server_insecure"],
+                # Argo CD 3 keeps each resource's health out of the Application by default; the
+                # convergence stage reads it there to name what holds a wave back.
+                "controller.resource.health.persist": True,
+            },
         },
         "controller": controller,
         "server": _scaled(spec, replicas),

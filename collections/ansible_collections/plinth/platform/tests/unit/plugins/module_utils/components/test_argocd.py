@@ -106,8 +106,12 @@ def test_application_health_check_lets_sync_waves_wait(production):
 
 
 def test_server_is_plain_http_behind_the_gateway_by_default(production):
-    assert _values(production)["configs"]["params"] == {"server.insecure": True}
-    assert _values(production, server_insecure=False)["configs"]["params"] == {"server.insecure": False}
+    assert _values(production)["configs"]["params"]["server.insecure"] is True
+    assert _values(production, server_insecure=False)["configs"]["params"]["server.insecure"] is False
+
+
+def test_resource_health_is_kept_in_the_application_for_the_convergence_stage(production):
+    assert _values(production)["configs"]["params"]["controller.resource.health.persist"] is True
 
 
 def test_domain_and_dex_options(production):
