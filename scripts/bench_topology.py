@@ -73,6 +73,8 @@ def write_inventory(path, groups, pools=None, extra=None):
         "plinth_gitops": {"repo_url": "git@git.example.com:acme/platform-gitops.git"},
         "plinth_components": dict((name, {"enabled": False}) for name in COMPONENTS),
         "plinth_apps": [],
+        # Registered nodes without kubelets never ask for serving certificates: nothing to wait for.
+        "kubelet_serving_certs_wait_timeout": 0,
     }
     variables.update(extra or {})
     _dump(os.path.join(path, "group_vars", "all", "platform.yml"), variables)
@@ -80,7 +82,7 @@ def write_inventory(path, groups, pools=None, extra=None):
 
 
 COMPONENTS = ("kong", "rook_ceph", "monitoring", "consul", "vault", "external_secrets",
-              "cloudflared", "argocd", "cloudnative_pg", "metrics_server", "cilium")
+              "cloudflared", "argocd", "cloudnative_pg", "metrics_server", "kubelet_csr_approver", "cilium")
 
 
 def _dump(path, data):

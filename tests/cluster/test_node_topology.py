@@ -205,13 +205,14 @@ def test_a_taint_written_between_read_and_apply_is_not_lost(env, monkeypatch):
     """The apply carries the resourceVersion it planned from: a concurrent writer makes it fail, and
     the module reads the node again instead of overwriting the writer's taint."""
     monkeypatch.syspath_prepend(COLLECTIONS)
+    from ansible_collections.plinth.platform.plugins.module_utils.kube_api import Api
     from ansible_collections.plinth.platform.plugins.modules import node_topology as module
 
     env.register()
     gw = env.host("kong_nodes")
     stale = env.node(gw)
     operator_marks(env.cluster.api, gw)  # lands after `stale` was read
-    api = module.Api(env.cluster.admin_conf, None)
+    api = Api(env.cluster.admin_conf, None)
     wanted = {"labels": {"node.kong.gateway": "true"},
               "taints": [{"key": "node.kong.gateway", "value": "true", "effect": "NoSchedule"}]}
     plan = module.converge_node(api, stale, wanted, {"field_manager": "plinth",

@@ -11,6 +11,7 @@ client's releases; requests and answers are plain JSON.
 from __future__ import absolute_import, annotations, division, print_function
 
 import json
+import os
 import traceback
 
 try:
@@ -77,3 +78,42 @@ class Api:
         patch = {"metadata": {"labels": dict((key, None) for key in keys)}}
         path = "/api/v1/nodes/%s?fieldManager=%s" % (name, manager)
         return self.request("PATCH", path, patch, "application/merge-patch+json")
+
+
+def argument_spec(**options):
+    """``options`` plus the kubeconfig and context every API module takes (doc fragment kube_auth)."""
+    from ansible.module_utils.basic import env_fallback
+
+    spec = dict(
+        kubeconfig=dict(type="path", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
+        context=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_CONTEXT"])),
+    )
+    spec.update(options)
+    return spec
+
+
+def run_module(module, run, handled=()):
+    """Connect with the module's kubeconfig and context, then exit with ``run(module, api)``.
+
+    ``run`` returns the result dict, or ``(result, failure message)`` to fail with the result.
+    The API's errors and ``handled`` exceptions fail the module with their message; any other
+    error of the client (configuration, connection, TLS) with its type and a traceback.
+    """
+    from ansible.module_utils.basic import missing_required_lib
+
+    if KUBERNETES_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    kubeconfig = module.params["kubeconfig"]
+    if kubeconfig and not os.path.exists(kubeconfig):
+        module.fail_json(msg="kubeconfig: got %r; no such file" % kubeconfig)
+    try:
+        outcome = run(module, Api(kubeconfig, module.params["context"]))
+    except (ApiError,) + tuple(handled) as error:
+        module.fail_json(msg=str(error))
+    except Exception as error:
+        module.fail_json(msg="Kubernetes API: %s: %s" % (type(error).__name__, error),
+                         exception=traceback.format_exc())
+    result, failure = outcome if isinstance(outcome, tuple) else (outcome, None)
+    if failure:
+        module.fail_json(msg=failure, **result)
+    module.exit_json(**result)

@@ -90,8 +90,8 @@ def review(csr, hosts):
     own = _address(hosts[node].get("address"))
     strangers = [ip for ip in ips if own is None or ipaddress.ip_address(ip) != own]
     if strangers:
-        return "addresses %s are not host %s's inventory address %s" % (sorted(strangers), node,
-                                                                         hosts[node].get("address"))
+        return "addresses %s are not host %s's inventory address %s" % (
+            sorted(strangers), node, hosts[node].get("address"))
     return None
 
 

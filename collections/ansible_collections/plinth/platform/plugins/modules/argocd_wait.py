@@ -24,8 +24,8 @@ description:
   - Reads only. It never changes the cluster and never reports C(changed).
 author:
   - Plinth contributors (@plinth)
-requirements:
-  - kubernetes (the Python client), on the host the module runs on
+extends_documentation_fragment:
+  - plinth.platform.kube_auth
 options:
   applications:
     description: Names of the Applications to wait for.
@@ -51,14 +51,6 @@ options:
     description: Seconds between two reads.
     type: int
     default: 5
-  kubeconfig:
-    description:
-      - Path to the kubeconfig. When omitted, the value of E(K8S_AUTH_KUBECONFIG) is used, and
-        then the Kubernetes client's default (E(KUBECONFIG) or C(~/.kube/config)).
-    type: path
-  context:
-    description: Context in the kubeconfig; the default is taken from E(K8S_AUTH_CONTEXT), then the current context.
-    type: str
 attributes:
   check_mode:
     description: Reads the Applications once and reports their state, without waiting.
@@ -96,26 +88,22 @@ elapsed:
 """
 
 import time
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.plinth.platform.plugins.module_utils import argocd_status
-from ansible_collections.plinth.platform.plugins.module_utils.kube_api import KUBERNETES_IMPORT_ERROR, Api, ApiError
+from ansible_collections.plinth.platform.plugins.module_utils import argocd_status, kube_api
 
 APPLICATIONS = "/apis/argoproj.io/v1alpha1/namespaces/%s/applications"
 
 
 def argument_spec():
-    return dict(
+    return kube_api.argument_spec(
         applications=dict(type="list", elements="str", required=True),
         namespace=dict(type="str", default="argocd"),
         revision=dict(type="str"),
         healthy=dict(type="bool", default=True),
         timeout=dict(type="int", default=600),
         interval=dict(type="int", default=5),
-        kubeconfig=dict(type="path", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
-        context=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_CONTEXT"])),
     )
 
 
@@ -152,21 +140,10 @@ def run(module, api):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if KUBERNETES_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     for key, least in (("timeout", 0), ("interval", 1)):
         if module.params[key] < least:
             module.fail_json(msg="%s: got %r; must be at least %d" % (key, module.params[key], least))
-    try:
-        result, failure = run(module, Api(module.params["kubeconfig"], module.params["context"]))
-    except ApiError as error:
-        module.fail_json(msg=str(error))
-    except Exception as error:  # the client's own errors: configuration, connection, TLS
-        module.fail_json(msg="Kubernetes API: %s: %s" % (type(error).__name__, error),
-                         exception=traceback.format_exc())
-    if failure:
-        module.fail_json(msg=failure, **result)
-    module.exit_json(**result)
+    kube_api.run_module(module, run)
 
 
 if __name__ == "__main__":

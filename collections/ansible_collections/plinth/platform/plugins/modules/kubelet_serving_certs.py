@@ -26,7 +26,9 @@ description:
 author:
   - Plinth contributors (@plinth)
 requirements:
-  - kubernetes (the Python client) and cryptography, on the host the module runs on
+  - cryptography, on the host the module runs on
+extends_documentation_fragment:
+  - plinth.platform.kube_auth
 options:
   hosts:
     description:
@@ -45,14 +47,6 @@ options:
     type: list
     elements: str
     default: []
-  kubeconfig:
-    description:
-      - Path to the kubeconfig. When omitted, the value of E(K8S_AUTH_KUBECONFIG) is used, and
-        then the Kubernetes client's default (E(KUBECONFIG) or C(~/.kube/config)).
-    type: path
-  context:
-    description: Context in the kubeconfig; the default is taken from E(K8S_AUTH_CONTEXT), then the current context.
-    type: str
 attributes:
   check_mode:
     description: Reads the requests and reports which it would approve, without approving any.
@@ -92,26 +86,21 @@ refused:
   sample: {csr-4m9zt: "node 'intruder' is not a host of the inventory"}
 """
 
-import os
 import time
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.plinth.platform.plugins.module_utils import kubelet_csr
-from ansible_collections.plinth.platform.plugins.module_utils.kube_api import KUBERNETES_IMPORT_ERROR, Api, ApiError
+from ansible_collections.plinth.platform.plugins.module_utils import kube_api, kubelet_csr
 
 CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 WAIT_INTERVAL = 2
 
 
 def argument_spec():
-    return dict(
+    return kube_api.argument_spec(
         hosts=dict(type="dict", required=True),
         wait_timeout=dict(type="int", default=0),
         wait_for=dict(type="list", elements="str", default=[]),
-        kubeconfig=dict(type="path", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
-        context=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_CONTEXT"])),
     )
 
 
@@ -154,8 +143,6 @@ def run(module, api):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if KUBERNETES_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     if kubelet_csr.x509 is None:
         module.fail_json(msg=missing_required_lib("cryptography"))
     bad = sorted(h for h, v in module.params["hosts"].items() if not isinstance(v, dict))
@@ -163,16 +150,7 @@ def main():
         module.fail_json(msg="hosts: %s must each map to {address: ...}" % ", ".join(repr(h) for h in bad))
     if module.params["wait_timeout"] < 0:
         module.fail_json(msg="wait_timeout: got %r; must be 0 or more seconds" % module.params["wait_timeout"])
-    kubeconfig = module.params["kubeconfig"]
-    if kubeconfig and not os.path.exists(kubeconfig):
-        module.fail_json(msg="kubeconfig: got %r; no such file" % kubeconfig)
-    try:
-        module.exit_json(**run(module, Api(kubeconfig, module.params["context"])))
-    except ApiError as error:
-        module.fail_json(msg=str(error))
-    except Exception as error:  # the client's own errors: configuration, connection, TLS
-        module.fail_json(msg="Kubernetes API: %s: %s" % (type(error).__name__, error),
-                         exception=traceback.format_exc())
+    kube_api.run_module(module, run)
 
 
 if __name__ == "__main__":

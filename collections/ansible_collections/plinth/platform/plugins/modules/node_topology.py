@@ -30,8 +30,8 @@ description:
     names every missing node. Use O(wait_timeout) to wait for nodes that are joining.
 author:
   - Plinth contributors (@plinth)
-requirements:
-  - kubernetes (the Python client), on the host the module runs on
+extends_documentation_fragment:
+  - plinth.platform.kube_auth
 options:
   nodes:
     description:
@@ -54,14 +54,6 @@ options:
     type: list
     elements: str
     default: [kubelet]
-  kubeconfig:
-    description:
-      - Path to the kubeconfig. When omitted, the value of E(K8S_AUTH_KUBECONFIG) is used, and
-        then the Kubernetes client's default (E(KUBECONFIG) or C(~/.kube/config)).
-    type: path
-  context:
-    description: Context in the kubeconfig; the default is taken from E(K8S_AUTH_CONTEXT), then the current context.
-    type: str
   wait_timeout:
     description: Seconds to wait for missing nodes to register before failing; C(0) fails at once.
     type: int
@@ -129,14 +121,12 @@ diff:
   type: dict
 """
 
-import os
 import time
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.plinth.platform.plugins.module_utils.kube_api import (
-    KUBERNETES_IMPORT_ERROR, Api, ApiError)
+from ansible_collections.plinth.platform.plugins.module_utils import kube_api
+from ansible_collections.plinth.platform.plugins.module_utils.kube_api import ApiError
 from ansible_collections.plinth.platform.plugins.module_utils.topology import plan_node
 
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -145,12 +135,10 @@ WAIT_INTERVAL = 2
 
 
 def argument_spec():
-    return dict(
+    return kube_api.argument_spec(
         nodes=dict(type="dict", required=True),
         field_manager=dict(type="str", default="plinth"),
         registration_managers=dict(type="list", elements="str", default=["kubelet"]),
-        kubeconfig=dict(type="path", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
-        context=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_CONTEXT"])),
         wait_timeout=dict(type="int", default=0),
     )
 
@@ -240,28 +228,13 @@ def run(module, api):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-
-    def fail(msg, **kwargs):
-        module.fail_json(msg=msg, **kwargs)
-
-    if KUBERNETES_IMPORT_ERROR:
-        fail(missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     problems = check_nodes(module.params["nodes"])
     if problems:
-        fail("invalid nodes (%d problem%s):\n  - %s"
-             % (len(problems), "" if len(problems) == 1 else "s", "\n  - ".join(problems)))
+        module.fail_json(msg="invalid nodes (%d problem%s):\n  - %s"
+                         % (len(problems), "" if len(problems) == 1 else "s", "\n  - ".join(problems)))
     if module.params["wait_timeout"] < 0:
-        fail("wait_timeout: got %r; must be 0 or more seconds" % module.params["wait_timeout"])
-    kubeconfig = module.params["kubeconfig"]
-    if kubeconfig and not os.path.exists(kubeconfig):
-        fail("kubeconfig: got %r; no such file" % kubeconfig)
-    try:
-        api = Api(kubeconfig, module.params["context"])
-        module.exit_json(**run(module, api))
-    except (TopologyError, ApiError) as error:
-        fail(str(error))
-    except Exception as error:  # the client's own errors: configuration, connection, TLS
-        fail("Kubernetes API: %s: %s" % (type(error).__name__, error), exception=traceback.format_exc())
+        module.fail_json(msg="wait_timeout: got %r; must be 0 or more seconds" % module.params["wait_timeout"])
+    kube_api.run_module(module, run, handled=(TopologyError,))
 
 
 if __name__ == "__main__":
