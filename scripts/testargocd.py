@@ -516,7 +516,8 @@ class TestArgoCD:
         return [os.path.join(binaries["bin_dir"], REPO_SERVER),
                 "--address", "127.0.0.1", "--port", str(ports["repo_server"]),
                 "--metrics-address", "127.0.0.1", "--metrics-port", str(ports["repo_server_metrics"]),
-                "--disable-tls", "--redis", "127.0.0.1:%d" % ports["redis"],
+                # Plain gRPC on loopback; from v3.6 on its client CA default contradicts --disable-tls.
+                "--disable-tls", "--client-ca-path=", "--redis", "127.0.0.1:%d" % ports["redis"],
                 # How long a branch's resolved commit is cached (git ls-remote); the real
                 # deployment ties it to the controller's resync (timeout.reconciliation).
                 "--revision-cache-expiration", "%ds" % self.app_resync,
