@@ -1,4 +1,4 @@
-"""Plinth's benchmarks: `make bench`, or `python scripts/bench.py [render] [nodes] [topology] [lab]`.
+"""Plinth's benchmarks: `make bench`, or `python scripts/bench.py [render] [nodes] [topology] [lab] [gitops]`.
 
 render    times `ansible-playbook playbooks/render.yml` (first render into an empty
           folder, then a no-op re-render) for the production example and for generated
@@ -9,6 +9,8 @@ topology  the node_topology role for 3, 30 and 300 nodes against a real API serv
           (scripts/bench_topology.py).
 lab       the artifacts (cold as recorded, cached), the lab's six hosts booted, site.yml
           from empty hosts to every node Ready, and a no-op re-run (scripts/bench_lab.py; root).
+gitops    the production example under a real Argo CD: from seeding the root Application
+          to every sync wave healthy, per wave (scripts/bench_gitops.py; root).
 """
 
 import copy
@@ -114,12 +116,13 @@ def render_bench():
 
 
 def main(names):
+    import bench_gitops
     import bench_lab
     import bench_nodes
     import bench_topology
 
     benches = {"render": render_bench, "nodes": bench_nodes.main, "topology": lambda: bench_topology.main([]),
-               "lab": bench_lab.main}
+               "lab": bench_lab.main, "gitops": bench_gitops.main}
     for name in names or list(benches):
         if name not in benches:
             sys.exit("unknown benchmark %r (known: %s)" % (name, ", ".join(benches)))

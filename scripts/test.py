@@ -1,6 +1,6 @@
 """Run Plinth's whole test suite, stage by stage, and end with one tally line.
 
-    python scripts/test.py [stage ...]      stages: unit sanity units lint molecule nodes cluster lab
+    python scripts/test.py [stage ...]      stages: unit sanity units lint molecule nodes cluster gitops lab
                                             (default: all of them)
 
 Pytest-based stages count their test cases (read from JUnit XML); other stages
@@ -76,10 +76,13 @@ STAGES = {
     # `cluster` scenario (topology.yml, argocd.yml and gitops.yml against it).
     "cluster": stages(pytest_stage([os.path.join(ROOT, "tests", "cluster")]),
                       command_stage(os.path.join(BIN, "molecule"), "test", "-s", "cluster")),
+    # A real Argo CD syncs the production example's tree, charts from a loopback mirror,
+    # into a real control plane whose pods kwok runs; the convergence stage waits wave by wave.
+    "gitops": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "gitops"),
     # The lab end to end (systemd-nspawn, root): site.yml, reset.yml, a crash during a join.
     "lab": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "lab"),
 }
-DEFAULT = ("unit", "sanity", "units", "lint", "molecule", "nodes", "cluster", "lab")
+DEFAULT = ("unit", "sanity", "units", "lint", "molecule", "nodes", "cluster", "gitops", "lab")
 
 
 def main(names):

@@ -102,6 +102,7 @@ def lab(tmp_path):
             cluster = yaml.safe_load(handle)
         assert cluster["plinth_cluster_name"] == CLUSTER
         cluster["plinth_control_plane_endpoint"]["host"] = addresses["stg-cp-1"]
+        cluster["plinth_host_network"] = "127.0.0.0/24"  # where the hosts now are
         with open(str(cluster_file), "w") as handle:
             yaml.safe_dump(cluster, handle, default_flow_style=False)
         kubeconfig = tmp_path / "admin.conf"

@@ -68,6 +68,11 @@ def helm_release(spec, release, chart_root=None):
         raise AnsibleFilterError(str(exc))
 
 
+def widened_projects(rendered, live):
+    """AppProjects as rendered, each also admitting what its live copy admits (see gitops.widened_projects)."""
+    return gitops.widened_projects(json.loads(json.dumps(rendered)), json.loads(json.dumps(live)))
+
+
 def sync_waves(spec):
     return gitops.sync_waves(_need_spec(spec, "sync_waves"))
 
@@ -81,4 +86,5 @@ class FilterModule(object):
             "helm_values": helm_values,
             "helm_release": helm_release,
             "sync_waves": sync_waves,
+            "widened_projects": widened_projects,
         }

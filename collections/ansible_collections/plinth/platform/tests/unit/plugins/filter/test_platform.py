@@ -26,7 +26,8 @@ def _releases(with_values):
 
 def test_filters_are_exported():
     assert sorted(platform.FilterModule().filters()) == [
-        "gitops_files", "gitops_summary", "helm_release", "helm_values", "platform_spec"]
+        "gitops_files", "gitops_summary", "helm_release", "helm_values", "platform_spec", "sync_waves",
+        "widened_projects"]
 
 
 def test_platform_spec_of_the_example_inventory(production):

@@ -105,7 +105,7 @@ def test_sync_waves_follow_dependencies(example_env):
 
 def test_projects_grant_least_privilege(example_env):
     files = render(example_env)
-    projects = dict((d["metadata"]["name"], d) for d in docs(files["clusters/%s/apps/projects.yaml" % example_env]))
+    projects = dict((d["metadata"]["name"], d) for d in docs(files["clusters/%s/projects.yaml" % example_env]))
     assert sorted(projects) == ["business", "infra", "platform", "root"]
     business = projects["business"]["spec"]
     assert business["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]
@@ -113,6 +113,9 @@ def test_projects_grant_least_privilege(example_env):
     assert sorted(d["namespace"] for d in business["destinations"]) == ["payments", "store"]
     root = projects["root"]["spec"]
     assert root["clusterResourceWhitelist"] == []
+    # AppProjects are applied by the gitops stage, never synced: a push cannot widen them.
+    assert root["namespaceResourceWhitelist"] == [{"group": "argoproj.io", "kind": "Application"}]
+    assert not [p for p in files if p.startswith("clusters/%s/apps/" % example_env) and "AppProject" in files[p]]
     assert [d["namespace"] for d in root["destinations"]] == ["argocd"]
     for name, project in projects.items():
         assert "*" not in project["spec"]["sourceRepos"], name
@@ -298,7 +301,7 @@ def test_chart_mirror_serves_every_remote_chart(production):
                 assert source["repoURL"] == MIRROR, app["metadata"]["name"]
     assert charts == len([r for _c, r, _s in gitops.releases(plain) if r.chart]) + len(plain["apps"])
     upstream = set(r.chart["repo"] for _c, r, _s in gitops.releases(plain) if r.chart)
-    for project in docs(files["clusters/production/apps/projects.yaml"]):
+    for project in docs(files["clusters/production/projects.yaml"]):
         assert not upstream & set(project["spec"]["sourceRepos"]), project["metadata"]["name"]
         if project["metadata"]["name"] != "root":
             assert MIRROR in project["spec"]["sourceRepos"]
@@ -354,3 +357,17 @@ def test_sync_waves_list_every_child_application_once_in_wave_order(example_env)
         assert all(children[name] == entry["wave"] for name in entry["applications"])
     assert waves[0]["wave"] == 0 and "argo-cd" in waves[0]["applications"]
     assert waves[-1] == {"wave": 100, "applications": sorted(a["name"] for a in spec["apps"])}
+
+
+def test_widened_projects_keep_admitting_what_the_live_ones_admit(production):
+    rendered = docs(gitops.render(build_spec(*production))["clusters/production/projects.yaml"])
+    live = [{"metadata": {"name": "business"}, "spec": {"destinations": [
+        {"server": gitops.IN_CLUSTER, "namespace": "payments"},
+        {"server": gitops.IN_CLUSTER, "namespace": "retired"}]}}]
+    widened = dict((p["metadata"]["name"], p) for p in gitops.widened_projects(rendered, live))
+    assert [d["namespace"] for d in widened["business"]["spec"]["destinations"]] == ["payments", "store", "retired"]
+    as_rendered = dict((p["metadata"]["name"], p) for p in rendered)
+    for name in ("infra", "platform", "root"):
+        assert widened[name] == as_rendered[name]
+    assert gitops.widened_projects(rendered, rendered) == rendered
+    assert [d["namespace"] for d in as_rendered["business"]["spec"]["destinations"]] == ["payments", "store"]

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Stand-ins for the operators whose custom resources the platform's manifests create but
+that cannot run on a test API server: they report the status the real operator reports
+once it has done its work, so Argo CD's health checks see what they would see in a cluster.
+
+    operator_stand_ins.py up --dir DIR --cluster CLUSTER_DIR     start the loop in the background
+    operator_stand_ins.py down --dir DIR                         stop it
+
+The loop reads, every two seconds, through the test cluster's admin credentials
+(scripts/testcluster.py's CLUSTER_DIR):
+
+* ClusterSecretStore (external-secrets.io/v1): Ready, as External Secrets Operator reports
+  a store it can use;
+* ExternalSecret: Ready when the ClusterSecretStore it names exists, else Ready=False with
+  the reason ESO would give (a store name that the platform got wrong stays unhealthy);
+* Cluster (postgresql.cnpg.io/v1): phase "Cluster in healthy state", as CloudNativePG
+  reports once its instances run.
+
+It only writes status subresources and only when they differ. Nothing here decides
+whether the manifests are right beyond the store reference: the APIs are served by the
+stand-in charts with an open schema.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import testcluster  # noqa: E402  (process bookkeeping and the API client)
+
+STATE_FILE = "state.json"
+INTERVAL = 2
+ESO = "/apis/external-secrets.io/v1"
+CNPG = "/apis/postgresql.cnpg.io/v1"
+CNPG_HEALTHY = "Cluster in healthy state"
+
+
+def ready(status, reason, message):
+    return {"conditions": [{"type": "Ready", "status": status, "reason": reason, "message": message}]}
+
+
+def wanted_statuses(api):
+    """(status path, wanted status) for every object the stand-ins answer for."""
+    found = []
+    stores = items(api, ESO + "/clustersecretstores")
+    for store in stores:
+        found.append((ESO + "/clustersecretstores/%s/status" % store["metadata"]["name"],
+                      ready("True", "Valid", "store validated"), store))
+    store_names = set(s["metadata"]["name"] for s in stores)
+    for secret in items(api, ESO + "/externalsecrets"):
+        ref = (secret.get("spec") or {}).get("secretStoreRef") or {}
+        if ref.get("kind") == "ClusterSecretStore" and ref.get("name") in store_names:
+            status = ready("True", "SecretSynced", "secret synced")
+        else:
+            status = ready("False", "SecretSyncedError", "could not get %s %r" % (ref.get("kind"), ref.get("name")))
+        meta = secret["metadata"]
+        found.append((ESO + "/namespaces/%s/externalsecrets/%s/status" % (meta["namespace"], meta["name"]),
+                      status, secret))
+    for cluster in items(api, CNPG + "/clusters"):
+        meta = cluster["metadata"]
+        status = dict(ready("True", "ClusterIsReady", "cluster is ready"), phase=CNPG_HEALTHY,
+                      phaseReason="stand-in")
+        found.append((CNPG + "/namespaces/%s/clusters/%s/status" % (meta["namespace"], meta["name"]),
+                      status, cluster))
+    return found
+
+
+def items(api, path):
+    try:
+        return api.request("GET", path)["items"]
+    except testcluster.ApiError as error:
+        if error.status == 404:  # the API is not served yet: its chart comes in a later wave
+            return []
+        raise
+
+
+def reconcile(api):
+    """Write every status that differs; the number written."""
+    written = 0
+    for path, status, obj in wanted_statuses(api):
+        current = obj.get("status") or {}
+        if all(current.get(key) == value for key, value in status.items()):
+            continue
+        try:
+            api.request("PATCH", path, {"status": status}, content_type="application/merge-patch+json")
+            written += 1
+        except testcluster.ApiError as error:
+            if error.status != 404:  # deleted meanwhile
+                raise
+    return written
+
+
+def run(cluster_dir):
+    api = testcluster.TestCluster(cluster_dir).api
+    while True:
+        try:
+            written = reconcile(api)
+            if written:
+                print("wrote %d status%s" % (written, "" if written == 1 else "es"), flush=True)
+        except Exception as error:  # keep going: the API server may be restarting
+            print("error: %s" % error, flush=True)
+        time.sleep(INTERVAL)
+
+
+def up(directory, cluster_dir):
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, STATE_FILE)
+    if os.path.exists(path):
+        with open(path) as handle:
+            state = json.load(handle)
+        if testcluster.is_ours(state["process"]):
+            return state
+    command = [sys.executable, os.path.abspath(__file__), "run", "--cluster", cluster_dir]
+    state = {"process": testcluster.start_process("operator-stand-ins", command, directory)}
+    with open(path, "w") as handle:
+        json.dump(state, handle)
+    return state
+
+
+def down(directory):
+    path = os.path.join(directory, STATE_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path) as handle:
+        state = json.load(handle)
+    testcluster.stop_processes([state["process"]])
+    if testcluster.is_ours(state["process"]):
+        sys.exit("operator stand-ins still running (pid %d)" % state["process"]["pid"])
+    os.remove(path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("up", "down", "run"))
+    parser.add_argument("--dir", help="state and log folder (up, down)")
+    parser.add_argument("--cluster", help="the test cluster's folder (up, run)")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(args.cluster)
+    elif args.command == "up":
+        print(up(args.dir, args.cluster)["process"]["pid"])
+    else:
+        down(args.dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
