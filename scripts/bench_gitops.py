@@ -26,7 +26,7 @@ WAVE = "argocd.argoproj.io/sync-wave"
 def molecule(action, env):
     start = time.perf_counter()
     subprocess.run([os.path.join(BIN, "molecule"), action, "-s", "gitops"], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -43,6 +43,7 @@ def waves(apps):
             continue
         wave = int(app["metadata"].get("annotations", {}).get(WAVE, "0"))
         created = stamp(app["metadata"]["creationTimestamp"])
+        # The last time its health changed: a wave counts as healthy once its last app turned so.
         healthy = stamp(app["status"]["health"]["lastTransitionTime"])
         first, last = found.get(wave, (created, healthy))
         found[wave] = (min(first, created), max(last, healthy))
