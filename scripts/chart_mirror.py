@@ -45,7 +45,6 @@ import testcluster  # noqa: E402  (process bookkeeping shared with the test cont
 DEFAULT_CHARTS = os.path.join(ROOT, "molecule", "gitops", "charts")
 TABLE = "charts.yml"
 SOURCE = "stand-in"
-STATE_FILE = "state.json"
 READY_TIMEOUT = 10
 
 
@@ -163,7 +162,7 @@ def serve(repo, fd):
         server.server_close()
 
 
-class ChartMirror:
+class ChartMirror(testcluster.Service):
     """The stand-in chart repository whose files all live under ``directory``."""
 
     def __init__(self, directory, charts=DEFAULT_CHARTS, port=0, helm=None):
@@ -173,29 +172,6 @@ class ChartMirror:
         self.helm = helm or default_helm()
         self.repo = os.path.join(self.dir, "repo")
         self.log = os.path.join(self.dir, "server.log")
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def state_path(self):
-        return os.path.join(self.dir, STATE_FILE)
-
-    def state(self):
-        try:
-            with open(self.state_path, encoding="utf-8") as handle:
-                return json.load(handle)
-        except (OSError, ValueError):
-            return None
-
-    def _save(self, state):
-        with open(self.state_path + ".tmp", "w", encoding="utf-8") as handle:
-            json.dump(state, handle, indent=2, sort_keys=True)
-        os.replace(self.state_path + ".tmp", self.state_path)
 
     def _running(self):
         state = self.state()

@@ -73,7 +73,6 @@ import testcluster  # noqa: E402
 
 DEFAULT_VERSION = build_argocd.DEFAULT_VERSION
 NAMESPACE = "argocd"
-STATE_FILE = "state.json"
 READY_TIMEOUT = 180
 CRD_GROUP_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 FIELD_MANAGER = "plinth-testargocd"
@@ -359,7 +358,7 @@ def http_ok(url):
         return response.status == 200
 
 
-class TestArgoCD:
+class TestArgoCD(testcluster.Service):
     """Argo CD's controller and repo-server (and a redis) for the cluster of ``kubeconfig``;
     its files all live under ``directory``."""
 
@@ -376,29 +375,6 @@ class TestArgoCD:
         self.app_resync = app_resync
         self.self_heal_timeout = self_heal_timeout
         self._api = None
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def state_path(self):
-        return os.path.join(self.dir, STATE_FILE)
-
-    def state(self):
-        try:
-            with open(self.state_path, encoding="utf-8") as handle:
-                return json.load(handle)
-        except (OSError, ValueError):
-            return None
-
-    def _save(self, state):
-        with open(self.state_path + ".tmp", "w", encoding="utf-8") as handle:
-            json.dump(state, handle, indent=2, sort_keys=True)
-        os.replace(self.state_path + ".tmp", self.state_path)
 
     @property
     def api(self):

@@ -416,19 +416,10 @@ def register_node(api, name, control_plane=False, labels=None, taints=None):
 
 # --- the cluster -------------------------------------------------------------------
 
-class TestCluster:
-    """One control plane whose files all live under ``directory``."""
-
-    __test__ = False  # not a pytest test class despite its name
-
-    def __init__(self, directory, version=DEFAULT_VERSION, cache=None, pods=False):
-        self.dir = os.path.abspath(directory)
-        self.version = version.lstrip("v")
-        self.cache = os.path.abspath(cache or default_cache())
-        self.pods = pods
-        self.pki = os.path.join(self.dir, "pki")
-        self.admin_conf = os.path.join(self.dir, "admin.conf")
-        self._api = None
+class Service:
+    """Processes a test starts in the background, remembered in DIR/state.json (written
+    atomically) so that another process can stop them; a context manager that starts
+    and stops them. Subclasses set ``self.dir`` and define ``start`` and ``stop``."""
 
     def __enter__(self):
         self.start()
@@ -437,7 +428,6 @@ class TestCluster:
     def __exit__(self, *exc):
         self.stop()
 
-    # state ------------------------------------------------------------------------
     @property
     def state_path(self):
         return os.path.join(self.dir, STATE_FILE)
@@ -453,6 +443,21 @@ class TestCluster:
         with open(self.state_path + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(state, handle, indent=2, sort_keys=True)
         os.replace(self.state_path + ".tmp", self.state_path)
+
+
+class TestCluster(Service):
+    """One control plane whose files all live under ``directory``."""
+
+    __test__ = False  # not a pytest test class despite its name
+
+    def __init__(self, directory, version=DEFAULT_VERSION, cache=None, pods=False):
+        self.dir = os.path.abspath(directory)
+        self.version = version.lstrip("v")
+        self.cache = os.path.abspath(cache or default_cache())
+        self.pods = pods
+        self.pki = os.path.join(self.dir, "pki")
+        self.admin_conf = os.path.join(self.dir, "admin.conf")
+        self._api = None
 
     @property
     def server(self):
