@@ -27,6 +27,15 @@ SEMVER = re.compile(r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9
 DURATION = re.compile(r"^(([0-9]+)(y|w|d|h|m|s|ms))+$")
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+# Kubernetes stores replicas, ports and most counts as int32: a larger number fails at apply time.
+INT32_MAX = 2147483647
+# Helm keeps release names short enough for the "sh.helm.release.v1.<name>.v<N>" Secret label.
+HELM_RELEASE_NAME_MAX = 53
+# The longest file name Linux file systems (ext4, xfs, btrfs) accept, in bytes.
+FILE_NAME_MAX = 255
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+DOTTED_NUMBERS = re.compile(r"^[0-9.]+$")
 
 
 class SpecError(Exception):
@@ -48,6 +57,10 @@ class Errors:
 
     def add(self, path, value, rule):
         self.items.append("%s: got %s; %s" % (path, _show(value), rule))
+
+    def add_rule(self, path, rule):
+        """A problem whose value is not worth echoing (an unknown key: only the key is)."""
+        self.items.append("%s: %s" % (path, rule))
 
     def __bool__(self):
         return bool(self.items)
@@ -127,8 +140,69 @@ def ip_or_host(value):
         return None
     except ValueError:
         pass
+    # 300.1.1.11 passes as a DNS name, but nobody means a host name by it.
+    for looks_like, parse, what in ((DOTTED_NUMBERS.match(value), ipaddress.IPv4Address, "IPv4"),
+                                    (":" in value, ipaddress.IPv6Address, "IPv6")):
+        if looks_like:
+            try:
+                parse(value)
+            except ValueError as exc:
+                return "is not a valid %s address (%s)" % (what, exc)
     if dns_subdomain(value.lower()):
         return "must be an IP address or a DNS name"
+    return None
+
+
+def helm_release_name(value):
+    if len(value) > HELM_RELEASE_NAME_MAX:
+        return ("must be at most %d characters: it is a Helm release name (%d characters)"
+                % (HELM_RELEASE_NAME_MAX, len(value)))
+    return None
+
+
+# The host may not start with '-' either: ssh would read ssh://-oProxyCommand=... as an option.
+GIT_URL = re.compile(r"^(https?|ssh|git)://([^/@]+@)?[^-/@][^/@]*(/.*)?$|^file://.+$")
+# scp-like syntax: [user@]host:path.  A host followed by "::" is a remote helper (ext::sh -c ...).
+GIT_SCP = re.compile(r"^([A-Za-z0-9._~+-]+@)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:(?!:)(?!//).+$")
+
+
+def git_url(value):
+    if value.startswith("-"):
+        return "must not start with '-': git would read it as an option"
+    if CONTROL_OR_SPACE.search(value):
+        return "must not contain whitespace or control characters"
+    if GIT_URL.match(value) or GIT_SCP.match(value) or value.startswith("/"):
+        return None
+    return ("must be a git URL: https://, http://, ssh://, git:// or file://, scp-like user@host:path, "
+            "or an absolute local path")
+
+
+GIT_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def git_branch(value):
+    """The rules of ``git check-ref-format --branch``."""
+    if (not value or value.startswith(("-", "/", ".")) or value.endswith(("/", ".", ".lock")) or value == "@"
+            or ".." in value or "//" in value or "@{" in value or "/." in value or ".lock/" in value
+            or GIT_REF_FORBIDDEN.search(value)):
+        return ("must be a git branch name: not starting with '-', '/' or '.', no '..', '//' or '@{', "
+                "no spaces, control characters or any of ~^:?*[\\, not ending in '.lock', '/' or '.'")
+    return None
+
+
+def clone_path(value):
+    """A folder of the GitOps clone: relative, and not into .git or onto the render's own lists."""
+    if CONTROL.search(value):
+        return "must not contain control characters"
+    if value.startswith("/"):
+        return "must be a relative path inside the GitOps clone, not an absolute path"
+    segments = [part for part in value.split("/") if part not in ("", ".")]
+    if ".." in segments:
+        return "must be a relative path inside the GitOps clone: no '..' segments"
+    if any(part.startswith(".plinth-") for part in segments):
+        return "must not have a segment starting with '.plinth-': those names are the render's lists of generated files"
+    if any(part == ".git" for part in segments):
+        return "must not enter .git: the tree belongs in the clone's work tree"
     return None
 
 
@@ -184,6 +258,9 @@ def Str(default=REQUIRED, **kw):
 
 
 def Int(default=REQUIRED, **kw):
+    """An integer, at most INT32_MAX unless a smaller ``maximum`` is given."""
+    if kw.get("maximum") is None or kw["maximum"] > INT32_MAX:
+        kw["maximum"] = INT32_MAX
     return Field("int", default, **kw)
 
 
@@ -248,8 +325,12 @@ def normalize(value, field, path, errors):
     if value is None and field.nullable:
         return None
     if not _type_ok(field.kind, value):
-        errors.add(path, value, "must be %s" % _TYPE_NAMES[field.kind])
-        return field.defaults() if field.default is not REQUIRED else None
+        rule = "must be %s" % _TYPE_NAMES[field.kind]
+        if value is None:
+            rule += "; an empty YAML value is null: give it a value or leave the key out"
+        errors.add(path, value, rule)
+        # Defaults stand in for the bad value, so later cross-checks see the shape they expect.
+        return field.defaults() if _all_defaulted(field) else None
     if field.kind == "dict":
         return _normalize_dict(value, field, path, errors)
     if field.kind == "map":
@@ -286,7 +367,7 @@ def _normalize_dict(value, field, path, errors):
     for key in sorted(value, key=str):
         if key not in field.fields:
             known = ", ".join(sorted(field.fields)) or "none"
-            errors.add(_join(path, key), value[key], "unknown key (known keys: %s)" % known)
+            errors.add_rule(_join(path, key), "unknown key (known keys: %s)" % known)
     for key, sub in field.fields.items():
         subpath = _join(path, key)
         if key in value:

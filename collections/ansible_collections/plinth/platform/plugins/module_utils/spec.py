@@ -13,10 +13,12 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import ipaddress
 import json
+import posixpath
 import re
 
 from ansible_collections.plinth.platform.plugins.module_utils import schema as s
 from ansible_collections.plinth.platform.plugins.module_utils.components import registry
+from ansible_collections.plinth.platform.plugins.module_utils import gitops as tree_layout
 
 __metaclass__ = type
 
@@ -48,7 +50,7 @@ POOL = s.Dict({
 RESOURCES = s.Resources("100m", "128Mi", "1", "512Mi")
 
 APP = s.Dict({
-    "name": s.Str(checks=[s.dns_label]),
+    "name": s.Str(checks=[s.dns_label, s.helm_release_name]),
     "namespace": s.Str(None, nullable=True, checks=[s.dns_label]),
     "chart": CHART,
     "pool": s.Str("worker"),
@@ -71,9 +73,9 @@ APP = s.Dict({
 })
 
 GITOPS = s.Dict({
-    "repo_url": s.Str(),
-    "revision": s.Str("main"),
-    "path": s.Str(""),
+    "repo_url": s.Str(checks=[s.git_url]),
+    "revision": s.Str("main", checks=[s.git_branch]),
+    "path": s.Str("", checks=[s.clone_path]),
     "checkout_dir": s.Str(None, nullable=True),
     "push": s.Bool(False),
 })
@@ -169,6 +171,9 @@ def build_spec(variables, groups, hostvars=None):
     _check_network(spec, errors)
     _check_components(spec, errors)
     _check_apps(spec, errors)
+    _check_local_charts(spec, errors)
+    if not errors:
+        _check_file_names(spec, errors)
     errors.raise_if_any()
     return spec
 
@@ -231,7 +236,8 @@ def _resolve_hosts(spec, pools, groups, hostvars, errors):
 
     owner = {}
     for name in sorted(pools):
-        pool = dict(pools[name], hosts=[], resolved=False)
+        # A pool that is not a mapping (null) is reported by the schema; it stays a known name.
+        pool = dict(pools[name] or {"group": None, "labels": {}, "taints": []}, hosts=[], resolved=False)
         path = "plinth_node_pools.%s.group" % name
         group = pool.get("group")
         if group is not None and group not in groups:
@@ -274,6 +280,11 @@ def _resolve_hosts(spec, pools, groups, hostvars, errors):
         vars_ = hostvars.get(host) or {}
         address = str(vars_.get("ansible_host") or host)
         spec["hosts"][host] = {"address": address}
+        rule = s.ip_or_host(address)
+        # A host without ansible_host is reached by its inventory name, which may be an ssh alias.
+        if rule and (vars_.get("ansible_host") or s.DOTTED_NUMBERS.match(address)):
+            where = "hostvars[%r].ansible_host" % host if vars_.get("ansible_host") else "host %r" % host
+            errors.add(where, address, rule)
         if users.setdefault(address, host) != host:
             errors.add("hostvars[%r].ansible_host" % host, address,
                        "is also the address of host %s; every host needs its own address" % users[address])
@@ -313,6 +324,7 @@ def _check_network(spec, errors):
     for key, net in sorted(nets.items()):
         if vip is not None and vip.version == net.version and vip in net:
             errors.add("plinth_control_plane_endpoint.host", host, "lies inside plinth_%s %s" % (key, net))
+    _check_endpoint_is_no_host(spec, host, errors)
     _check_host_network(spec, vip, errors)
 
 
@@ -339,6 +351,32 @@ def _check_host_network(spec, vip, errors):
                    "lies outside plinth_host_network %s; kube-vip announces it on the hosts' network" % net)
 
 
+def _check_endpoint_is_no_host(spec, endpoint, errors):
+    """The endpoint is a virtual IP of its own, or the one control-plane host itself (no VIP then)."""
+    if not isinstance(endpoint, str):
+        return
+    control_plane = spec["control_plane"]["hosts"]
+    for host, info in sorted(spec["hosts"].items()):
+        if not _same_address(endpoint, info["address"]):
+            continue
+        if host not in control_plane:
+            errors.add("plinth_control_plane_endpoint.host", endpoint,
+                       "is the address of host %s, which is not a control-plane host; the endpoint must be a "
+                       "virtual IP of its own (kube-vip) or the address of the only control-plane host" % host)
+        elif len(control_plane) > 1:
+            errors.add("plinth_control_plane_endpoint.host", endpoint,
+                       "is the address of host %s, one of %d control-plane hosts; the endpoint must be a "
+                       "virtual IP of its own (kube-vip), or the API goes down with that one host"
+                       % (host, len(control_plane)))
+
+
+def _same_address(first, second):
+    one, two = host_ip(first), host_ip(second)
+    if one is not None and two is not None:
+        return one == two
+    return first.lower() == second.lower()
+
+
 def host_ip(text):
     """``text`` as an IP address, or None when it is a host name."""
     try:
@@ -359,7 +397,20 @@ def _check_components(spec, errors):
         if settings.get("namespace") in RESERVED_NAMESPACES and component.key != "cilium":
             errors.add(path + ".namespace", settings["namespace"], "is reserved for Kubernetes itself")
         if settings.get("enabled") and component.check is not None:
-            component.check(spec, settings, errors, path)
+            _cross_check(component.check, errors, spec, settings, errors, path)
+
+
+def _cross_check(check, errors, *args):
+    """Run ``check(*args)``; one that trips over a value already reported as malformed is skipped.
+
+    The schema puts defaults or None where a value was malformed, and a cross-check may
+    assume a shape that is not there: the problem is already reported, the others must be too.
+    """
+    try:
+        check(*args)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        if not errors:
+            raise
 
 
 def _check_apps(spec, errors):
@@ -367,10 +418,15 @@ def _check_apps(spec, errors):
     platform_namespaces = dict((settings["namespace"], key) for key, settings in sorted(spec["components"].items())
                                if settings and settings.get("enabled") and settings.get("namespace"))
     releases = set(r.name for c in registry() for r in c.releases)
+    root = root_application_name(spec)
+    external_secrets = {}
     for index, app in enumerate(spec["apps"]):
         path = "plinth_apps[%d]" % index
         if not app or not app.get("name"):
             continue
+        if app["name"] == root:
+            errors.add(path + ".name", app["name"], "is the name of the root Application (plinth_cluster_name "
+                       "followed by -root); each Argo CD Application needs its own name")
         if app["name"] in seen:
             errors.add(path + ".name", app["name"], "app names must be unique (also used by plinth_apps[%d])"
                        % seen[app["name"]])
@@ -380,6 +436,7 @@ def _check_apps(spec, errors):
                        "Application needs its own name (taken: %s)" % ", ".join(sorted(releases)))
         if app["namespace"] is None:
             app["namespace"] = app["name"]
+        _check_app_secrets(app, path, external_secrets, errors)
         if app["namespace"] in RESERVED_NAMESPACES:
             errors.add(path + ".namespace", app["namespace"], "is reserved for Kubernetes itself")
         elif app["namespace"] in platform_namespaces:
@@ -404,6 +461,8 @@ def _check_apps(spec, errors):
                 errors.add("%s.resources.requests.%s" % (path, kind), res["requests"][kind],
                            "must not exceed resources.limits.%s (%s)" % (kind, res["limits"][kind]))
         for i, dest in enumerate(app.get("egress") or []):
+            if not isinstance(dest, str):
+                continue  # reported by the schema
             rule = s.cidr(dest) if "/" in dest else s.dns_label(dest)
             if rule:
                 errors.add("%s.egress[%d]" % (path, i), dest, "must be a CIDR or a namespace name: " + rule)
@@ -411,6 +470,84 @@ def _check_apps(spec, errors):
             errors.add(path + ".ingress", app["ingress"], "needs plinth_components.kong.enabled: true")
         if app.get("secrets") and not spec["components"].get("external_secrets", {}).get("enabled"):
             errors.add(path + ".secrets", sorted(app["secrets"]), "needs plinth_components.external_secrets.enabled: true")
+
+
+def root_application_name(spec):
+    """The app-of-apps' name, as gitops.root_application names it."""
+    return "%s-root" % spec["cluster_name"]
+
+
+def _check_app_secrets(app, path, owners, errors):
+    """Each ExternalSecret has one owning Application, and a file name the file system takes."""
+    for secret in sorted(app.get("secrets") or {}):
+        where = "%s.secrets.%s" % (path, secret)
+        owner = owners.setdefault((app["namespace"], secret), (path, app["name"]))
+        if owner[1] != app["name"]:
+            errors.add(where, secret, "is also an ExternalSecret of %s (app %s) in namespace %s; two Argo CD "
+                       "Applications would own the same ExternalSecret and Secret" % (owner[0], owner[1],
+                                                                                     app["namespace"]))
+        file_name = "externalsecret-%s.yaml" % secret
+        if len(file_name.encode("utf-8")) > s.FILE_NAME_MAX:
+            errors.add(where, secret, "names the generated file %s of %d bytes; file names may have at most %d"
+                       % (file_name[:40] + "...", len(file_name.encode("utf-8")), s.FILE_NAME_MAX))
+
+
+CHART_RULE = "charts must live in the GitOps repository so Argo CD and the bootstrap install read the same chart"
+
+
+def _check_local_charts(spec, errors):
+    """A local chart path names a folder of the GitOps repository: Argo CD reads it there."""
+    prefix = spec["gitops"].get("path")
+    if not isinstance(prefix, str) or s.clone_path(prefix):
+        return  # reported where plinth_gitops.path is checked
+    for where, chart in _charts(spec):
+        repo = (chart or {}).get("repo")
+        if isinstance(repo, str) and not repo.startswith(("oci://", "http://", "https://")):
+            rule = local_chart_rule(prefix.strip("/"), repo)
+            if rule:
+                errors.add(where, repo, rule)
+
+
+def _charts(spec):
+    """(inventory path of the chart, chart) of every app and every enabled component release."""
+    found = [("plinth_apps[%d].chart.repo" % i, app.get("chart")) for i, app in enumerate(spec["apps"]) if app]
+    for component in registry():
+        settings = spec["components"].get(component.key) or {}
+        if settings.get("enabled"):
+            found += [("plinth_components.%s.%s.repo" % (component.key, release.chart_option),
+                       settings.get(release.chart_option))
+                      for release in component.releases if release.chart is not None]
+    return found
+
+
+def local_chart_rule(prefix, repo):
+    """None when local chart ``repo`` lies in the clone, where Argo CD and helm both find it; else the rule."""
+    path = repo[len("file://"):] if repo.startswith("file://") else repo
+    if posixpath.isabs(path):
+        return "is an absolute chart path; " + CHART_RULE
+    # As gitops.helm_release resolves it (bootstrap install) and as gitops._chart_location does (Argo CD).
+    helm = posixpath.normpath(posixpath.join(prefix, posixpath.normpath(path)))
+    argo = posixpath.normpath(posixpath.join(prefix, repo.replace("file://", "").lstrip("./") or "."))
+    if helm == ".." or helm.startswith("../"):
+        return "leaves the GitOps clone; " + CHART_RULE
+    if helm != argo:
+        return ("resolves to %s for the bootstrap install but %s for Argo CD; write it without '..' segments "
+                "or leading dots: %s" % (helm, argo, CHART_RULE))
+    return None
+
+
+def _check_file_names(spec, errors):
+    """Every generated file name fits the file system; run on a valid spec only, as the render does."""
+    owners = dict(("apps/%s" % app["name"], "plinth_apps[%d]" % i) for i, app in enumerate(spec["apps"]))
+    owners.update(("infra/%s" % release.name, "plinth_components.%s" % component.key)
+                  for component in registry() for release in component.releases)
+    for path in sorted(tree_layout.documents(spec)):
+        for part in path.split("/"):
+            size = len(part.encode("utf-8"))
+            if size > s.FILE_NAME_MAX:
+                owner = owners.get("/".join(path.split("/")[:2]), "plinth_environment")
+                errors.add(owner, part, "names a generated file of %d bytes; file names may have at most %d: "
+                           "shorten the names it is made of" % (size, s.FILE_NAME_MAX))
 
 
 _SUFFIX = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,

@@ -240,7 +240,10 @@ def test_helm_release_installs_what_the_application_manages(production):
     ("./charts/cilium", "/clone/charts/cilium", None, None),
 ])
 def test_helm_release_chart_reference_kinds(production, repo, ref, repo_url, version):
-    release = gitops.helm_release(_with_cilium_chart(production, repo), "cilium", "/clone")
+    # build_spec refuses a chart outside the clone; helm_release still passes an absolute path through.
+    spec = _with_cilium_chart(production, "./charts/cilium")
+    spec["components"]["cilium"]["chart"]["repo"] = repo
+    release = gitops.helm_release(spec, "cilium", "/clone")
     assert (release["chart_ref"], release["chart_repo_url"], release["chart_version"]) == (ref, repo_url, version)
 
 

@@ -275,8 +275,8 @@ SECRETS = [
     ("plinth_gitops/repo_url", "https://bot:hunter2@git.example.com/acme/gitops.git",
      "plinth_gitops.repo_url: got 'https://bot:<redacted>@git.example.com/acme/gitops.git'; a URL must not carry a password"),
     ("plinth_components/kong/admin_password", "hunter2",
-     "plinth_components.kong.admin_password: got '<redacted, 7 characters>'; unknown key"),
-    ("plinth_vault_token", "hunter2", "plinth_vault_token: got '<redacted, 7 characters>'; unknown key"),
+     "plinth_components.kong.admin_password: got '<redacted, 7 characters>'; secret material"),
+    ("plinth_vault_token", "hunter2", "plinth_vault_token: got '<redacted, 7 characters>'; secret material"),
 ]
 
 
