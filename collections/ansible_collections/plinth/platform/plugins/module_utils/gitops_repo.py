@@ -106,7 +106,7 @@ def head(run):
 
 
 def remote_head(run, remote, branch):
-    out = git(run, "ls-remote", "--heads", remote, "refs/heads/%s" % branch)
+    out = git(run, "ls-remote", "--heads", "--", remote, "refs/heads/%s" % branch)
     for line in out.splitlines():
         sha, _tab, ref = line.partition("\t")
         if ref == "refs/heads/%s" % branch:
@@ -130,4 +130,4 @@ def needs_push(run, remote, branch):
 
 
 def push(run, remote, branch):
-    git(run, "push", "--quiet", remote, "HEAD:refs/heads/%s" % branch)
+    git(run, "push", "--quiet", "--", remote, "HEAD:refs/heads/%s" % branch)
