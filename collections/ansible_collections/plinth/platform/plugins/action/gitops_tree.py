@@ -54,10 +54,12 @@ class ActionModule(ActionBase):
         scope = scope or "default"
 
         try:
-            changes = tree.plan(dest, files, scope)
+            changes = tree.sync(dest, files, scope, check=self._task.check_mode)
         except tree.TreeError as exc:
             raise AnsibleActionFail(str(exc))
-        changed = bool(changes["create"] or changes["update"] or changes["remove"] or changes["manifest"])
+        except OSError as exc:
+            raise AnsibleActionFail("could not write the tree under %s: %s" % (dest, exc))
+        changed = tree.changed(changes)
         result.update(
             changed=changed,
             dest=dest,
@@ -68,10 +70,4 @@ class ActionModule(ActionBase):
         )
         if self._task.diff and changed:
             result["diff"] = tree.diff(changes, files)
-        if self._task.check_mode:
-            return result
-        try:
-            tree.apply(dest, files, changes, scope)
-        except (OSError, tree.TreeError) as exc:
-            raise AnsibleActionFail("could not write the tree under %s: %s" % (dest, exc))
         return result

@@ -5,9 +5,12 @@
 
 from __future__ import absolute_import, annotations, division, print_function
 
-from ansible.errors import AnsibleActionFail
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.plinth.platform.plugins.module_utils import secrets
 from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
 from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec, host_addresses
 
@@ -23,6 +26,26 @@ class ActionModule(ActionBase):
     def _template(self, value):
         return self._templar.template(value)
 
+    def _templated(self, value, path, failures):
+        """``value`` templated leaf by leaf, so a failure names its own path and nothing else.
+
+        Ansible's own report of a templating failure quotes the inventory lines around it,
+        secrets included; here it says where and why, never what the lines hold.
+        """
+        if isinstance(value, Mapping):
+            return dict((key, self._templated(sub, "%s.%s" % (path, key), failures)) for key, sub in value.items())
+        if isinstance(value, (list, tuple)):
+            return [self._templated(sub, "%s[%d]" % (path, index), failures) for index, sub in enumerate(value)]
+        try:
+            return self._template(value)
+        except AnsibleError as exc:
+            reason = str(getattr(exc, "message", "") or type(exc).__name__).splitlines()[0]
+            if secrets.text_rules(reason) or secrets.is_secret_key(path.rpartition(".")[2]):
+                reason = type(exc).__name__
+            failures.append("%s: could not be templated (%s); fix the template or the variable it reads"
+                            % (path, reason))
+            return None
+
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         task_vars = task_vars or {}
@@ -30,16 +53,19 @@ class ActionModule(ActionBase):
         if not isinstance(fact, str) or not fact.isidentifier():
             raise AnsibleActionFail("fact: got %r; must be a variable name" % (fact,))
 
-        variables = dict((name, self._template(task_vars[name]))
+        failures = []
+        variables = dict((name, self._templated(task_vars[name], name, failures))
                          for name in task_vars if name.startswith("plinth_") and name != fact)
         groups = self._template(task_vars.get("groups", {}))
-        hostvars = host_addresses(
-            groups, lambda host: self._template(task_vars["hostvars"][host].get("ansible_host")))
+        hostvars = host_addresses(groups, lambda host: self._templated(
+            task_vars["hostvars"][host].get("ansible_host"), "hostvars.%s.ansible_host" % host, failures))
 
         try:
             spec = build_spec(variables, groups, hostvars)
         except SpecError as exc:
-            result.update(failed=True, msg=str(exc))
+            failures.extend(exc.errors)
+        if failures:
+            result.update(failed=True, msg=str(SpecError(failures)))
             return result
         result.update(changed=False, ansible_facts={fact: spec})
         return result

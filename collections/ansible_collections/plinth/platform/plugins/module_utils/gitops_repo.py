@@ -18,7 +18,7 @@ from __future__ import absolute_import, annotations, division, print_function
 import os
 import posixpath
 
-from ansible_collections.plinth.platform.plugins.module_utils import secret_scan, tree
+from ansible_collections.plinth.platform.plugins.module_utils import secrets, tree
 
 __metaclass__ = type
 
@@ -66,15 +66,23 @@ def pending_changes(run, owned):
 
 
 def secret_findings(clone, changes):
-    """What looks like a secret in the files about to be committed (deleted files carry none)."""
+    """What looks like a secret in the files about to be committed (deleted files carry none).
+
+    A symbolic link is reported, not followed: the render writes regular files only.
+    """
     findings = []
+    root = os.path.realpath(clone)
     for path in sorted(changes):
         full = os.path.join(clone, path)
-        if changes[path] == "D" or not os.path.isfile(full):
+        if changes[path] == "D" or not os.path.lexists(full):
+            continue
+        if os.path.islink(full) or not os.path.isfile(full) \
+                or not os.path.realpath(full).startswith(root + os.sep):
+            findings.append("%s: not a regular file inside the clone (a link, or a file behind one, is never committed)" % path)
             continue
         with open(full, "rb") as handle:
             text = handle.read().decode("utf-8", "replace")
-        findings.extend(secret_scan.scan(path, text))
+        findings.extend(secrets.scan_file(path, text))
     return findings
 
 

@@ -14,9 +14,8 @@ from __future__ import absolute_import, annotations, division, print_function
 import ipaddress
 import json
 import posixpath
-import re
 
-from ansible_collections.plinth.platform.plugins.module_utils import schema as s
+from ansible_collections.plinth.platform.plugins.module_utils import schema as s, secrets
 from ansible_collections.plinth.platform.plugins.module_utils.components import registry
 from ansible_collections.plinth.platform.plugins.module_utils import gitops as tree_layout
 
@@ -25,7 +24,6 @@ __metaclass__ = type
 # Variables that steer a playbook run rather than describe the platform.
 RUN_VARIABLES = frozenset(("plinth_render_dir",))
 
-SECRET_KEY = re.compile(r"(password|passwd|secret|token|private_?key|api_?key|credentials?)$", re.I)
 RESERVED_NAMESPACES = frozenset(("default", "kube-system", "kube-public", "kube-node-lease"))
 
 CHART = s.Dict({
@@ -148,7 +146,7 @@ def build_spec(variables, groups, hostvars=None):
     errors = s.Errors()
 
     # The schema echoes bad values back, so it only ever sees the secrets redacted.
-    variables = _redact_secrets(variables, "", errors)
+    variables = _redact_secrets(variables, errors)
     top = s.normalize(variables, s.Dict(_top_fields()), "", errors)
 
     spec = {
@@ -185,42 +183,14 @@ def _plain(data):
 
 SECRET_RULE = ("secret material must not sit in plain inventory: keep it in Vault and reference it "
                "through an ExternalSecret (ansible-vault for bootstrap credentials)")
-URL_CREDENTIALS = re.compile(r"^([a-z][a-z0-9+.-]*://[^/?#@\s:]*):[^/?#@\s]+@", re.I)
-PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
 
-def _redact_secrets(value, path, errors):
-    """``value`` with every secret replaced by a placeholder; each one is reported once.
-
-    A secret is a non-empty string or number under a secret-like key, a password
-    inside a URL (``https://user:pass@host``) or a PEM private key anywhere.
-    """
-    if isinstance(value, dict):
-        out = {}
-        for key, sub in value.items():
-            subpath = "%s.%s" % (path, key) if path else str(key)
-            if isinstance(key, str) and SECRET_KEY.search(key) and _is_secret_value(sub):
-                out[key] = "<redacted, %d characters>" % len(str(sub))
-                errors.add(subpath, out[key], SECRET_RULE)
-            else:
-                out[key] = _redact_secrets(sub, subpath, errors)
-        return out
-    if isinstance(value, list):
-        return [_redact_secrets(sub, "%s[%d]" % (path, i), errors) for i, sub in enumerate(value)]
-    if isinstance(value, str) and PRIVATE_KEY_BLOCK.search(value):
-        errors.add(path, "<redacted private key>", SECRET_RULE)
-        return "<redacted private key>"
-    if isinstance(value, str) and URL_CREDENTIALS.search(value):
-        hidden = URL_CREDENTIALS.sub(r"\1:<redacted>@", value)
-        errors.add(path, hidden, "a URL must not carry a password: " + SECRET_RULE)
-        return hidden
-    return value
-
-
-def _is_secret_value(value):
-    if isinstance(value, bool) or value is None:
-        return False
-    return isinstance(value, (int, float)) or (isinstance(value, str) and value != "")
+def _redact_secrets(variables, errors):
+    """``variables`` with every secret replaced by a placeholder; each one is reported once."""
+    clean, found = secrets.redacted(variables)
+    for path, rule in found:
+        errors.add(path, "<redacted>", "%s; %s" % (rule, SECRET_RULE))
+    return clean
 
 
 def _resolve_hosts(spec, pools, groups, hostvars, errors):
@@ -484,8 +454,8 @@ def _check_app_secrets(app, path, owners, errors):
         owner = owners.setdefault((app["namespace"], secret), (path, app["name"]))
         if owner[1] != app["name"]:
             errors.add(where, secret, "is also an ExternalSecret of %s (app %s) in namespace %s; two Argo CD "
-                       "Applications would own the same ExternalSecret and Secret" % (owner[0], owner[1],
-                                                                                     app["namespace"]))
+                       "Applications would own the same ExternalSecret and Secret"
+                       % (owner[0], owner[1], app["namespace"]))
         file_name = "externalsecret-%s.yaml" % secret
         if len(file_name.encode("utf-8")) > s.FILE_NAME_MAX:
             errors.add(where, secret, "names the generated file %s of %d bytes; file names may have at most %d"

@@ -3,92 +3,64 @@
 # SPDX-License-Identifier: Apache-2.0
 """Write a generated file tree: only what changed, pruning only what we wrote before.
 
-The list of generated files is kept at the tree's root, one list per scope
-(an environment), so a later render can remove files it no longer wants
-without touching anything a person added by hand or another scope wrote.
+The list of generated files (the ledger) is kept at the tree's root, one per scope
+(an environment), so a later render can remove files it no longer wants without
+touching anything a person added by hand or another scope wrote.
+
+What a writer into a shared folder must guarantee, and how:
+
+- Nothing leaves the render folder: every path is checked lexically and then on
+  disk, component by component, and a symbolic link anywhere below the folder
+  (or a ledger naming a path outside it) stops the run before anything is
+  read, written or removed.
+- A crash at any point is repaired by the next render: before writing, the ledger
+  is widened to every file the run may leave behind (the old ones and the new
+  ones), files are replaced by an atomic rename, and the next run removes what it
+  does not want, its leftover temporary files and the folders they leave empty.
+- Two renders into one folder never mix: each holds an exclusive lock on the
+  folder for the whole plan and write (``flock`` on the folder itself, so no lock
+  file ends up in the tree).
+- Modes do not depend on the caller's umask: folders 0755, files 0644.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
 
+import errno
+import fcntl
 import os
+import stat
 import tempfile
+import time
+
+from ansible_collections.plinth.platform.plugins.module_utils import secrets
 
 __metaclass__ = type
 
 MANIFEST_PREFIX = ".plinth-generated"
+TEMP_PREFIX = ".plinth-tmp-"
+FILE_MODE = 0o644
+FOLDER_MODE = 0o755
+LOCK_TIMEOUT = 300
 
 
 class TreeError(Exception):
     pass
 
 
+class SecretInTree(TreeError):
+    """Files about to be written carry secret material; ``findings`` says where, never what."""
+
+    def __init__(self, findings):
+        self.findings = findings
+        super(SecretInTree, self).__init__(
+            "refusing to write the tree: %d place%s look%s like secret material (the tree must name "
+            "secrets by reference only: ExternalSecret, existingSecret):\n  - %s"
+            % (len(findings), "" if len(findings) == 1 else "s", "s" if len(findings) == 1 else "",
+               "\n  - ".join(findings)))
+
+
 def manifest_name(scope):
     return "%s-%s" % (MANIFEST_PREFIX, scope)
-
-
-def _safe(dest, relpath):
-    if not relpath or os.path.isabs(relpath) or os.path.basename(relpath).startswith(MANIFEST_PREFIX):
-        raise TreeError("refusing to write %r: paths must be relative and not start with %s"
-                        % (relpath, MANIFEST_PREFIX))
-    full = os.path.normpath(os.path.join(dest, relpath))
-    if not full.startswith(os.path.normpath(dest) + os.sep):
-        raise TreeError("refusing to write %r: it leaves the tree %s" % (relpath, dest))
-    return full
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8")
-    except FileNotFoundError:
-        return None
-
-
-def previous(dest, scope):
-    """Files the last render of ``scope`` generated, from its manifest."""
-    text = _read(os.path.join(dest, manifest_name(scope)))
-    if text is None:
-        return []
-    return [line for line in text.splitlines() if line and not line.startswith("#")]
-
-
-def plan(dest, files, scope="default"):
-    """Compare ``files`` (relpath -> content) with what ``dest`` holds.
-
-    Returns {"create": [...], "update": [...], "remove": [...], "before": {path: old},
-    "manifest": whether the list of generated files changes}.
-    """
-    result = {"create": [], "update": [], "remove": [], "before": {},
-              "manifest": _read(os.path.join(dest, manifest_name(scope))) != manifest_text(files)}
-    for relpath in sorted(files):
-        old = _read(_safe(dest, relpath))
-        if old is None:
-            result["create"].append(relpath)
-        elif old != files[relpath]:
-            result["update"].append(relpath)
-            result["before"][relpath] = old
-    for relpath in previous(dest, scope):
-        if relpath not in files:
-            full = _safe(dest, relpath)
-            if os.path.exists(full):
-                result["remove"].append(relpath)
-                result["before"][relpath] = _read(full)
-    return result
-
-
-def _write(path, content):
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".plinth-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content.encode("utf-8"))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def manifest_text(files):
@@ -96,23 +68,240 @@ def manifest_text(files):
         "".join("%s\n" % name for name in sorted(files))
 
 
-def apply(dest, files, changes, scope="default"):
-    """Carry out ``changes`` (from ``plan``); every file is replaced atomically."""
-    for relpath in changes["create"] + changes["update"]:
-        _write(_safe(dest, relpath), files[relpath])
-    for relpath in changes["remove"]:
-        full = _safe(dest, relpath)
-        os.unlink(full)
-        _prune_empty(dest, os.path.dirname(full))
-    if changes["manifest"]:
-        _write(os.path.join(dest, manifest_name(scope)), manifest_text(files))
+def _listed(text):
+    return [line for line in (text or "").splitlines() if line and not line.startswith("#")]
 
 
-def _prune_empty(dest, folder):
-    root = os.path.normpath(dest)
-    while folder.startswith(root + os.sep) and not os.listdir(folder):
-        os.rmdir(folder)
-        folder = os.path.dirname(folder)
+def _check_relpath(relpath):
+    parts = relpath.split("/") if relpath else []
+    if not parts or os.path.isabs(relpath) or any(p in ("", ".", "..") for p in parts) \
+            or any(p.startswith((MANIFEST_PREFIX, TEMP_PREFIX)) for p in parts) or "\0" in relpath:
+        raise TreeError("refusing to write %r: a generated path must be relative, stay inside the tree and not "
+                        "name a Plinth ledger or temporary file" % relpath)
+    return parts
+
+
+def _lstat(path):
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+class Tree:
+    """One scope of a tree under ``dest``, read and written only below its resolved root."""
+
+    def __init__(self, dest, scope="default"):
+        self.dest = dest
+        self.scope = scope
+        self.root = os.path.realpath(dest)
+        self._lock = None
+
+    # --- locking ---------------------------------------------------------------
+
+    def lock(self, create, timeout=LOCK_TIMEOUT):
+        """Hold the folder's lock (creating the folder when ``create``); False when there is no folder."""
+        if create:
+            _makedirs(self.root)
+        if not os.path.isdir(self.root):
+            return False
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                    os.close(fd)
+                    raise TreeError("%s: another render holds the tree's lock (waited %d s)"
+                                    % (self.root, timeout))
+                time.sleep(0.05)
+        self._lock = fd
+        return True
+
+    def unlock(self):
+        if self._lock is not None:
+            os.close(self._lock)  # closing the last descriptor releases the flock
+            self._lock = None
+
+    # --- paths -----------------------------------------------------------------
+
+    def path(self, relpath, want="file"):
+        """The absolute path of ``relpath``, refusing links and anything that is not ``want``."""
+        parts = _check_relpath(relpath)
+        here = self.root
+        for index, part in enumerate(parts):
+            here = os.path.join(here, part)
+            found = _lstat(here)
+            if found is None:
+                return os.path.join(self.root, *parts)
+            last = index == len(parts) - 1
+            if stat.S_ISLNK(found.st_mode):
+                raise TreeError("refusing %s: %s is a symbolic link, and the tree is only read and "
+                                "written below %s" % (relpath, here, self.root))
+            if not last and not stat.S_ISDIR(found.st_mode):
+                raise TreeError("refusing %s: %s is not a folder" % (relpath, here))
+            if last and want == "file" and not stat.S_ISREG(found.st_mode):
+                raise TreeError("refusing %s: %s is not a regular file" % (relpath, here))
+        return here
+
+    def _read(self, relpath):
+        path = self.path(relpath)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read().decode("utf-8")
+
+    def _ledger_path(self):
+        path = os.path.join(self.root, manifest_name(self.scope))
+        found = _lstat(path)
+        if found is not None and not stat.S_ISREG(found.st_mode):
+            raise TreeError("refusing %s: the ledger is not a regular file" % path)
+        return path
+
+    def ledger(self):
+        """The ledger's text, or None."""
+        try:
+            fd = os.open(self._ledger_path(), os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read().decode("utf-8")
+
+    def previous(self):
+        listed = _listed(self.ledger())
+        for relpath in listed:
+            _check_relpath(relpath)
+        return listed
+
+    # --- planning and writing -------------------------------------------------------
+
+    def plan(self, files):
+        """Compare ``files`` (relpath -> content) with what the tree holds.
+
+        Returns {"create": [...], "update": [...], "remove": [...], "before": {path: old},
+        "manifest": whether the ledger changes, "previous": the ledger's list}.
+        """
+        previous = self.previous() if os.path.isdir(self.root) else []
+        result = {"create": [], "update": [], "remove": [], "before": {}, "previous": previous,
+                  "manifest": self.ledger() != manifest_text(files) if os.path.isdir(self.root) else True}
+        for relpath in sorted(files):
+            old = self._read(relpath) if os.path.isdir(self.root) else None
+            if old is None:
+                result["create"].append(relpath)
+            elif old != files[relpath]:
+                result["update"].append(relpath)
+                result["before"][relpath] = old
+        for relpath in previous:
+            if relpath not in files:
+                old = self._read(relpath)
+                if old is not None:
+                    result["remove"].append(relpath)
+                    result["before"][relpath] = old
+        return result
+
+    def apply(self, files, changes):
+        """Carry out ``changes`` (from ``plan``), ledger first, every file replaced atomically."""
+        everything = set(changes["previous"]) | set(files)
+        if everything != set(changes["previous"]):
+            self._write_ledger(everything)
+        folders = sorted(set(os.path.dirname(relpath) for relpath in everything) | set([""]))
+        for folder in folders:
+            self._remove_temporaries(folder)
+        for relpath in changes["create"] + changes["update"]:
+            _write(self.path(relpath), files[relpath])
+        for relpath in changes["remove"]:
+            os.unlink(self.path(relpath))
+        for folder in reversed(folders):
+            self._prune_empty(folder)
+        if changes["manifest"] or everything != set(files):
+            self._write_ledger(files)
+
+    def _write_ledger(self, names):
+        _write(self._ledger_path(), manifest_text(names))
+
+    def _remove_temporaries(self, folder):
+        """Temporary files a killed run left in ``folder`` (one of ours: the ledger lists a file there)."""
+        path = self.path(folder, want="folder") if folder else self.root
+        try:
+            names = os.listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in names:
+            if name.startswith(TEMP_PREFIX) and stat.S_ISREG(os.lstat(os.path.join(path, name)).st_mode):
+                os.unlink(os.path.join(path, name))
+
+    def _prune_empty(self, folder):
+        while folder:
+            path = self.path(folder, want="folder")
+            try:
+                os.rmdir(path)
+            except OSError:  # not empty, or already gone
+                if os.path.isdir(path):
+                    return
+            folder = os.path.dirname(folder)
+
+
+def _makedirs(path):
+    """``os.makedirs`` with FOLDER_MODE whatever the umask."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.insert(0, path)
+        path = os.path.dirname(path)
+    for folder in missing:
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            continue
+        os.chmod(folder, FOLDER_MODE)
+
+
+def _write(path, content):
+    folder = os.path.dirname(path)
+    _makedirs(folder)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content.encode("utf-8"))
+            os.fchmod(handle.fileno(), FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def sync(dest, files, scope="default", check=False):
+    """Plan ``files`` against the tree under ``dest`` and, unless ``check``, write them; under the lock.
+
+    Every file is scanned for secrets before any is read or written.
+    """
+    for relpath in files:
+        _check_relpath(relpath)
+    found = secrets.scan_files(files)
+    if found:
+        raise SecretInTree(found)
+    tree = Tree(dest, scope)
+    try:
+        tree.lock(create=not check)
+        changes = tree.plan(files)
+        if not check:
+            tree.apply(files, changes)
+        return changes
+    finally:
+        tree.unlock()
+
+
+def changed(changes):
+    return bool(changes["create"] or changes["update"] or changes["remove"] or changes["manifest"])
+
+
+def previous(dest, scope):
+    """Files the last render of ``scope`` generated, from its ledger."""
+    return Tree(dest, scope).previous()
 
 
 def diff(changes, files):

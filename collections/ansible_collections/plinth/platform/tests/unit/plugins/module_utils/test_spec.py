@@ -265,18 +265,19 @@ def test_hostvars_are_optional(production):
     assert spec["hosts"]["cp-1"] == {"address": "cp-1"}
 
 
+KEY_RULE = "secret-key: a literal value under a secret-like key"
 SECRETS = [
     # (where, value, shown instead)
-    ("plinth_apps/0/values", {"db": {"password": "hunter2"}}, "plinth_apps[0].values.db.password: got '<redacted, 7 characters>'"),
-    ("plinth_apps/0/values", {"pin": {"api_key": 123456}}, "plinth_apps[0].values.pin.api_key: got '<redacted, 6 characters>'"),
-    ("plinth_apps/0/values", {"list": [{"token": "hunter2"}]}, "plinth_apps[0].values.list[0].token: got '<redacted, 7 characters>'"),
+    ("plinth_apps/0/values", {"db": {"password": "hunter2"}}, "plinth_apps[0].values.db.password: got '<redacted>'; " + KEY_RULE),
+    ("plinth_apps/0/values", {"pin": {"api_key": 123456}}, "plinth_apps[0].values.pin.api_key: got '<redacted>'; " + KEY_RULE),
+    ("plinth_apps/0/values", {"list": [{"token": "hunter2"}]}, "plinth_apps[0].values.list[0].token: got '<redacted>'; " + KEY_RULE),
     ("plinth_apps/0/values", {"tls": "-----BEGIN PRIVATE KEY-----\nhunter2\n-----END PRIVATE KEY-----"},
-     "plinth_apps[0].values.tls: got '<redacted private key>'"),
+     "plinth_apps[0].values.tls: got '<redacted>'; private-key: a PEM private key"),
     ("plinth_gitops/repo_url", "https://bot:hunter2@git.example.com/acme/gitops.git",
-     "plinth_gitops.repo_url: got 'https://bot:<redacted>@git.example.com/acme/gitops.git'; a URL must not carry a password"),
+     "plinth_gitops.repo_url: got '<redacted>'; url-credentials: a URL carries a password or token"),
     ("plinth_components/kong/admin_password", "hunter2",
-     "plinth_components.kong.admin_password: got '<redacted, 7 characters>'; secret material"),
-    ("plinth_vault_token", "hunter2", "plinth_vault_token: got '<redacted, 7 characters>'; secret material"),
+     "plinth_components.kong.admin_password: got '<redacted>'; " + KEY_RULE),
+    ("plinth_vault_token", "hunter2", "plinth_vault_token: got '<redacted>'; " + KEY_RULE),
 ]
 
 

@@ -44,8 +44,10 @@ def repo(tmp_path):
 
 
 def render(clone, files, scope="test"):
-    changes = tree.plan(str(clone), files, scope)
-    tree.apply(str(clone), files, changes, scope)
+    # The writer itself, without the secret check that sync() runs first: these tests put
+    # secrets in the clone on purpose, as a hand edit would.
+    writer = tree.Tree(str(clone), scope)
+    writer.apply(files, writer.plan(files))
 
 
 def run_module(args, check=False, diff=False):
@@ -117,8 +119,8 @@ def test_a_secret_stops_the_commit(repo, commit):
     render(clone, {"clusters/test/root.yaml": ROOT_APP, "infra/a/test/secret-db.yaml": secret})
     result = commit(clone, push=True)
     assert result["failed"]
-    assert "refusing to commit" in result["msg"] and "infra/a/test/secret-db.yaml: a Kubernetes Secret" in result["msg"]
-    assert "stringData.password holds a literal value" in result["msg"]
+    assert "refusing to commit" in result["msg"] and "infra/a/test/secret-db.yaml: secret-object: a Kubernetes Secret" in result["msg"]
+    assert "secret-db.yaml stringData.password: secret-key: a literal value under a secret-like key" in result["msg"]
     assert "hunter22" not in json.dumps(result)
     assert len(log(clone)) == 1 and len(log(remote, "main")) == 1  # nothing committed, nothing pushed
 
