@@ -14,15 +14,22 @@ example inventory (so cases stay short and follow the example as it changes):
     groups:   {group: [host, ...]}    # replace a group's members (null removes the group)
     hostvars: {host: {var: value}}    # merged into the host wherever it appears
     expect:   [substring, ...]        # must ALL appear in the error output
-    forbid:   [substring, ...]        # must NOT appear anywhere (secret values)
-    e2e:      true                    # also run the real render playbook on it
+    expect_e2e: [substring, ...]      # must also appear in the playbook's output (templating happens there)
+    forbid:   [substring, ...]        # must NOT appear anywhere: output, render folder (secret values)
+    render_dir: [step, ...]           # the render folder as a hostile user prepared it, before the run:
+                                      #   {link: relpath, to: target}   a symbolic link; a target under
+                                      #       outside/ points at the sentinel folder next to the render folder
+                                      #   {file: relpath, content: text} a file (a tampered ledger, say)
 
 Path segments are split on ``.``: keys that themselves contain dots (label keys)
 are edited by setting their whole parent mapping.
 
-Two layers: ``build_spec`` must raise ``SpecError`` carrying every expected
-string, and for the ``e2e`` cases ``ansible-playbook playbooks/render.yml`` must
-fail with the same message and write nothing.
+Two layers. Every case without ``render_dir`` is an inventory problem: ``build_spec``
+must raise ``SpecError`` carrying every expected string. And every case runs the real
+``ansible-playbook playbooks/render.yml --diff -vvv``, which must fail with the
+expected messages, leave the render folder as it was, write nothing anywhere else
+(the sentinel folder ``outside/`` and the inventory are compared byte for byte),
+and show no forbidden string in its output or in any file.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -45,7 +52,7 @@ COLLECTIONS = os.path.join(REPO, "collections")
 CORPUS = os.path.join(HERE, "invalid")
 BASE = os.path.join(REPO, "inventories", "production")
 CASE_KEYS = frozenset(("description", "set", "unset", "rename", "groups", "hostvars",
-                       "expect", "forbid", "e2e"))
+                       "expect", "expect_e2e", "forbid", "render_dir"))
 
 # This folder is its own pytest root: make the in-repo collection importable
 # however pytest was started.
@@ -74,7 +81,7 @@ def _read_case(name):
 
 
 CASES = _cases()
-E2E_CASES = [name for name in CASES if _read_case(name).get("e2e")]
+SPEC_CASES = [name for name in CASES if not _read_case(name).get("render_dir")]
 
 
 # --- applying an edit ---------------------------------------------------------
@@ -214,8 +221,9 @@ def materialize(case, dest):
     return dest
 
 
-def _check_output(case, text):
-    missing = [want for want in case["expect"] if want not in text]
+def _check_output(case, text, e2e=False):
+    missing = [want for want in case["expect"] + (case.get("expect_e2e") or [] if e2e else [])
+               if want not in text]
     assert not missing, "expected %r in:\n%s" % (missing, text)
     leaked = [bad for bad in case.get("forbid") or [] if bad in text]
     assert not leaked, "must not appear, but did: %r in:\n%s" % (leaked, text)
@@ -230,11 +238,11 @@ def test_base_inventory_is_valid(tmp_path):
 
 
 def test_corpus_is_large_enough():
-    assert len(CASES) >= 30
-    assert len(E2E_CASES) >= 5
+    assert len(CASES) >= 120
+    assert len(CASES) - len(SPEC_CASES) >= 5
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", SPEC_CASES)
 def test_case_is_rejected(name, tmp_path):
     case = _read_case(name)
     variables, groups, hostvars = load_inventory(materialize(case, str(tmp_path / "inv")))
@@ -245,7 +253,7 @@ def test_case_is_rejected(name, tmp_path):
 
 # --- layer 2: the real render playbook --------------------------------------------
 
-def _render(inventory, out, tmp_path):
+def _render(inventory, out, tmp_path, *extra):
     bindir = os.path.dirname(sys.executable)
     env = dict(os.environ)
     env.update({
@@ -258,33 +266,78 @@ def _render(inventory, out, tmp_path):
     })
     proc = subprocess.run(
         [os.path.join(bindir, "ansible-playbook"), "-i", inventory,
-         os.path.join(REPO, "playbooks", "render.yml"), "-e", "plinth_render_dir=%s" % out],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+         os.path.join(REPO, "playbooks", "render.yml"), "-e", "plinth_render_dir=%s" % out] + list(extra),
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         universal_newlines=True, timeout=300)
-    return proc.returncode, proc.stdout
+    return proc.returncode, proc.stdout + proc.stderr
 
 
 def _snapshot(root):
+    """{relpath: (digest, mtime)} of every file and folder under ``root``; links by their target."""
     found = {}
-    for folder, _, names in os.walk(root):
-        for name in names:
+    for folder, dirs, names in os.walk(root):
+        for name in names + dirs:
             path = os.path.join(folder, name)
-            with open(path, "rb") as handle:
-                digest = hashlib.sha256(handle.read()).hexdigest()
-            found[os.path.relpath(path, root)] = (digest, os.stat(path).st_mtime_ns)
+            if os.path.islink(path):
+                found[os.path.relpath(path, root)] = ("link", os.readlink(path))
+            elif os.path.isfile(path):
+                with open(path, "rb") as handle:
+                    digest = hashlib.sha256(handle.read()).hexdigest()
+                found[os.path.relpath(path, root)] = (digest, os.stat(path).st_mtime_ns)
+            else:
+                found[os.path.relpath(path, root)] = ("folder", os.stat(path).st_mtime_ns)
     return found
 
 
-@pytest.mark.parametrize("name", E2E_CASES)
+def _prepare(render_dir, steps, outside):
+    for step in steps:
+        path = os.path.join(render_dir, step.get("link") or step["file"])
+        if not os.path.isdir(os.path.dirname(path)):
+            os.makedirs(os.path.dirname(path))
+        if "link" in step:
+            target = step["to"]
+            if target == "outside" or target.startswith("outside/"):
+                target = os.path.join(os.path.dirname(outside), target)
+            os.symlink(target, path)
+        else:
+            with open(path, "w") as handle:
+                handle.write(step["content"])
+
+
+def _contents(root):
+    """Every file under ``root`` as text, links not followed."""
+    found = {}
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                with open(path, "rb") as handle:
+                    found[os.path.relpath(path, root)] = handle.read().decode("utf-8", "replace")
+    return found
+
+
+@pytest.mark.parametrize("name", CASES)
 def test_render_playbook_rejects_case(name, tmp_path):
     case = _read_case(name)
     inventory = materialize(case, str(tmp_path / "inv"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.yaml").write_text("precious: true\n")
     out = tmp_path / "out"
-    code, output = _render(inventory, str(out), tmp_path)
+    out.mkdir()
+    _prepare(str(out), case.get("render_dir") or [], str(outside))
+    before = {"out": _snapshot(str(out)), "outside": _snapshot(str(outside)), "inv": _snapshot(inventory)}
+
+    code, output = _render(inventory, str(out), tmp_path, "--diff", "-vvv")
+
     assert code != 0, output
-    _check_output(case, output)
-    assert not out.exists() or not any(out.iterdir()), "the render wrote files: %s" % sorted(
-        os.listdir(str(out)))
+    _check_output(case, output, e2e=True)
+    after = {"out": _snapshot(str(out)), "outside": _snapshot(str(outside)), "inv": _snapshot(inventory)}
+    assert after == before, "the render wrote files: %s" % sorted(
+        set(after["out"].items()) ^ set(before["out"].items()))
+    leaked = [(path, bad) for path, text in sorted(_contents(str(tmp_path)).items())
+              for bad in case.get("forbid") or [] if bad in text and not path.startswith(("inv/", "outside/"))]
+    assert not leaked, "secret text written to %s" % [path for path, _bad in leaked]
 
 
 def test_invalid_render_leaves_previous_tree_untouched(tmp_path):
