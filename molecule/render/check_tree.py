@@ -23,34 +23,18 @@ Prints every problem found and exits 1 if there is any.
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 
 import kubernetes_validate
 import yaml
 
+from ansible_collections.plinth.platform.plugins.module_utils import secrets
+
 MANIFEST_PREFIX = ".plinth-generated-"
 
 # API groups served by kube-apiserver itself: their schemas ship with kubernetes_validate.
 BUILTIN_GROUPS = {"", "apps", "autoscaling", "batch", "policy"}
-
-# Keys whose value, when a literal string, is secret material. Compared after
-# lowercasing and dropping '-' and '_'; a key matches when it ends with one of these.
-SECRET_KEY_SUFFIXES = ("password", "passwd", "passphrase", "token", "apikey", "privatekey",
-                       "clientsecret", "secretaccesskey", "encryptionkey", "gossipkey", "credentials")
-# ...unless it names where the secret lives rather than holding it.
-REFERENCE_KEY_PARTS = ("secret", "name", "ref", "file", "path", "existing", "key", "env", "from")
-SECRET_VALUE_PATTERNS = (
-    ("private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
-    ("JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.")),
-    ("AWS access key", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b")),
-    ("Slack token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
-    ("Vault token", re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}")),
-)
-PLACEHOLDER = re.compile(r"^(\$\(|\$\{|\{\{).*(\)|\}|\}\})$")
-
 
 class Report:
     def __init__(self):
@@ -157,32 +141,10 @@ def check_argocd(report, where, doc):
                 report.add(where, "spec.%s must be a non-empty list" % field)
 
 
-def secret_key(key):
-    name = str(key).lower().replace("-", "").replace("_", "")
-    if not name.endswith(SECRET_KEY_SUFFIXES):
-        return False
-    stem = name
-    for suffix in SECRET_KEY_SUFFIXES:
-        if name.endswith(suffix):
-            stem = name[:-len(suffix)]
-            break
-    return not any(part in stem for part in REFERENCE_KEY_PARTS)
-
-
-def check_secrets(report, where, node, path=""):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            here = "%s.%s" % (path, key) if path else str(key)
-            if isinstance(value, str) and value.strip() and secret_key(key) and not PLACEHOLDER.match(value.strip()):
-                report.add(where, "%s holds a literal value: secrets must come from Vault through ExternalSecrets" % here)
-            check_secrets(report, where, value, here)
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            check_secrets(report, where, value, "%s[%d]" % (path, index))
-    elif isinstance(node, str):
-        for label, pattern in SECRET_VALUE_PATTERNS:
-            if pattern.search(node):
-                report.add(where, "%s looks like a %s" % (path or "(document)", label))
+def check_secrets(report, where, doc):
+    """The collection's one secret detector, as the writer and gitops_commit use it."""
+    for path, rule in secrets.findings(doc):
+        report.add(where, "%s: %s (secrets must come from Vault through ExternalSecrets)" % (path or "(document)", rule))
 
 
 def check_file(report, tree, relpath, env, version):

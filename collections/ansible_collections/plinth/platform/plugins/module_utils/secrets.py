@@ -89,8 +89,7 @@ TOKENS = (
 # Every token format is a run of at least 20 of these characters:
 LONG_RUN = re.compile(r"[A-Za-z0-9+/_.=-]{20,}")
 # Every key, env and assignment rule needs a secret-like name right before a ':' or '=' (a key,
-# a setting) or at the end of a value (an env entry's name):
-# (matched against the lowercased text).
+# a setting) or at the end of a value (an env entry's name); matched against lowercased text.
 KEY_HINT = re.compile(r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|credentials?|"
                       r"(?:api|private|access|auth|signing|encryption|session)[-_. ]?key)"
                       r"[\"']?[ \t]*(?:[:=,}\]]|$)", re.M)

@@ -19,6 +19,8 @@ from ansible_collections.plinth.platform.plugins.module_utils import schema as s
 from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
 from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec, local_chart_rule
 from ansible_collections.plinth.platform.tests.unit.conftest import load_inventory
+# The same edits of the production inventory as the spec tests make.
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.test_spec import _edit as _set
 
 __metaclass__ = type
 
@@ -31,19 +33,6 @@ def _errors(edit):
     with pytest.raises(SpecError) as caught:
         build_spec(variables, groups, hostvars)
     return caught.value.errors
-
-
-def _set(path, value):
-    def edit(variables, groups, hostvars):
-        node = variables
-        keys = path.split("/")
-        for key in keys[:-1]:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        if isinstance(node, list):
-            node[int(keys[-1])] = value
-        else:
-            node[keys[-1]] = value
-    return edit
 
 
 def _host(host, address):
