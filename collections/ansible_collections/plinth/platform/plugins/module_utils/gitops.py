@@ -156,6 +156,13 @@ def _remote(repo):
     return repo.startswith(("oci://", "http://", "https://"))
 
 
+def local_chart_path(spec, repo):
+    """The repository path of local chart ``repo`` (``./charts/x``, ``file://charts/x``), as both
+    Argo CD and the bootstrap install read it; validation refuses one that leaves the clone."""
+    path = repo[len("file://"):] if repo.startswith("file://") else repo
+    return posixpath.normpath(_repo_path(spec, posixpath.normpath(path)))
+
+
 def mirrored(spec, chart):
     """``chart`` as it is fetched: from ``plinth_chart_mirror`` when one is set and the chart is remote.
 
@@ -178,7 +185,7 @@ def _chart_location(spec, chart):
         return {"repoURL": repo, "chart": chart["name"], "targetRevision": chart["version"]}
     # A local chart path means a chart kept inside the GitOps repository itself.
     return {"repoURL": spec["gitops"]["repo_url"], "targetRevision": spec["gitops"]["revision"],
-            "path": _repo_path(spec, repo.replace("file://", "").lstrip("./"))}
+            "path": local_chart_path(spec, repo)}
 
 
 def helm_release(spec, name, chart_root=None):
@@ -205,7 +212,7 @@ def helm_release(spec, name, chart_root=None):
                 if not chart_root:
                     raise ValueError("release %r uses the chart path %r inside the GitOps repository: "
                                      "give the folder of its local clone" % (name, repo))
-                path = posixpath.join(chart_root, _repo_path(spec, posixpath.normpath(path)))
+                path = posixpath.join(chart_root, local_chart_path(spec, repo))
             found.update(chart_ref=path, chart_repo_url=None, chart_version=None)
         return found
     known = sorted(release.name for component, release, settings in releases(spec) if release.chart is not None)

@@ -495,14 +495,10 @@ def local_chart_rule(prefix, repo):
     path = repo[len("file://"):] if repo.startswith("file://") else repo
     if posixpath.isabs(path):
         return "is an absolute chart path; " + CHART_RULE
-    # As gitops.helm_release resolves it (bootstrap install) and as gitops._chart_location does (Argo CD).
-    helm = posixpath.normpath(posixpath.join(prefix, posixpath.normpath(path)))
-    argo = posixpath.normpath(posixpath.join(prefix, repo.replace("file://", "").lstrip("./") or "."))
-    if helm == ".." or helm.startswith("../"):
+    # As gitops.local_chart_path resolves it, for Argo CD and for the bootstrap install alike.
+    resolved = posixpath.normpath(posixpath.join(prefix, posixpath.normpath(path)))
+    if resolved == ".." or resolved.startswith("../"):
         return "leaves the GitOps clone; " + CHART_RULE
-    if helm != argo:
-        return ("resolves to %s for the bootstrap install but %s for Argo CD; write it without '..' segments "
-                "or leading dots: %s" % (helm, argo, CHART_RULE))
     return None
 
 

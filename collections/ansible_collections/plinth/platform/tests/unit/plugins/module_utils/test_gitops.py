@@ -355,3 +355,21 @@ def test_widened_projects_keep_admitting_what_the_live_ones_admit(production):
         assert widened[name] == as_rendered[name]
     assert gitops.widened_projects(rendered, rendered) == rendered
     assert [d["namespace"] for d in as_rendered["business"]["spec"]["destinations"]] == ["payments", "store"]
+
+
+@pytest.mark.parametrize("path, repo, wanted", [
+    ("", "./charts/store", "charts/store"),
+    ("", "file://charts/store", "charts/store"),
+    ("envs/prod", "./charts/store", "envs/prod/charts/store"),
+    ("envs/prod", "../charts/store", "envs/charts/store"),
+    ("envs/prod", ".hidden/store", "envs/prod/.hidden/store"),
+])
+def test_argo_cd_and_the_bootstrap_install_read_one_local_chart(path, repo, wanted):
+    spec = build_spec(*load_inventory("production"))
+    spec["gitops"]["path"] = path
+    _component, release, settings = [found for found in gitops.releases(spec) if found[1].chart is not None][0]
+    settings[release.chart_option] = {"repo": repo, "name": "store", "version": "1.0.0"}
+    argo = gitops._chart_location(spec, settings[release.chart_option])
+    helm = gitops.helm_release(spec, release.name, chart_root="/clone")
+    assert argo["path"] == wanted
+    assert helm["chart_ref"] == "/clone/" + wanted

@@ -96,10 +96,9 @@ REFUSED = [
     ("chart-file-url", _set("plinth_components/kong/chart", {"repo": "file:///etc", "name": "kong",
                                                              "version": "1.0.0"}),
      "plinth_components.kong.chart.repo: got 'file:///etc'; is an absolute chart path; " + CHART),
-    ("chart-read-differently", _both(_set("plinth_gitops/path", "envs/prod"),
-                                     _set("plinth_apps/0/chart/repo", "../charts/store")),
-     "plinth_apps[0].chart.repo: got '../charts/store'; resolves to envs/charts/store for the bootstrap "
-     "install but envs/prod/charts/store for Argo CD"),
+    ("chart-escapes-under-path", _both(_set("plinth_gitops/path", "envs/prod"),
+                                       _set("plinth_apps/0/chart/repo", "../../../charts/store")),
+     "plinth_apps[0].chart.repo: got '../../../charts/store'; leaves the GitOps clone; " + CHART),
     ("name-root-application", _set("plinth_apps/0/name", "prod-root"),
      "plinth_apps[0].name: got 'prod-root'; is the name of the root Application"),
     ("name-external-secret-clash", _both(_set("plinth_apps/1/namespace", "store"),
@@ -205,8 +204,9 @@ def test_a_single_control_plane_host_may_be_the_endpoint():
     ("", "charts/x", True),
     ("", "../x", False),
     ("envs/prod", "./charts/x", True),
-    ("envs/prod", "../../x", False),
-    ("envs/prod", "../x", False),     # inside the clone, but Argo CD would read envs/prod/x
+    ("envs/prod", "../../x", True),    # x, at the clone's root
+    ("envs/prod", "../x", True),      # envs/x: inside the clone, read alike by Argo CD and helm
+    ("envs/prod", "../../../x", False),
     ("", "/srv/x", False),
     ("", "file:///srv/x", False),
 ])
