@@ -6,7 +6,11 @@
 from __future__ import absolute_import, annotations, division, print_function
 
 import copy
+import hashlib
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -16,6 +20,34 @@ __metaclass__ = type
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", "..", "..", "..", ".."))
 INVENTORIES = os.path.join(REPO, "inventories")
+COLLECTIONS = os.path.abspath(os.path.join(HERE, "..", "..", "..", "..", ".."))
+
+_DIGEST = """
+import importlib, sys
+from ansible_collections.plinth.platform.tests.unit.conftest import sha256_of
+function = getattr(importlib.import_module(sys.argv[1]), sys.argv[2])
+print(sha256_of(function(*sys.argv[3:])))
+"""
+
+
+def sha256_of(value):
+    """Digest of a JSON-able value; dictionaries by sorted key, so only real output order counts."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def digest_in_fresh_process(module, function, hash_seed, *args):
+    """sha256_of(module.function(*args)) from a new interpreter with PYTHONHASHSEED=hash_seed.
+
+    Set and hash order is fixed within one process: output that leaks it only differs
+    between processes that hash differently.
+    """
+    path = [COLLECTIONS] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONHASHSEED=str(hash_seed), PYTHONPATH=os.pathsep.join(path))
+    result = subprocess.run([sys.executable, "-c", _DIGEST, module, function] + list(args), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def _walk_group(name, body, groups, hostvars):

@@ -15,7 +15,8 @@ from ansible_collections.plinth.platform.plugins.module_utils import gitops, sec
 from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
 from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
 
-from ansible_collections.plinth.platform.tests.unit.conftest import HERE, load_inventory
+from ansible_collections.plinth.platform.tests.unit.conftest import (
+    HERE, digest_in_fresh_process, load_inventory, sha256_of)
 
 __metaclass__ = type
 
@@ -52,7 +53,12 @@ def test_tree_matches_golden_files(example_env):
 
 
 def test_render_is_deterministic(example_env):
-    assert render(example_env) == render(example_env)
+    """The same tree in this process and in two others that hash strings differently."""
+    here = sha256_of(render(example_env))
+    assert sha256_of(render(example_env)) == here
+    module = "ansible_collections.plinth.platform.tests.unit.plugins.module_utils.test_gitops"
+    elsewhere = [digest_in_fresh_process(module, "render", seed, example_env) for seed in (1, 2)]
+    assert elsewhere == [here, here]
 
 
 def applications(files):

@@ -17,7 +17,8 @@ from ansible_collections.plinth.platform.plugins.module_utils import kubeadm
 from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
 from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
 
-from ansible_collections.plinth.platform.tests.unit.conftest import HERE, load_inventory
+from ansible_collections.plinth.platform.tests.unit.conftest import (
+    HERE, digest_in_fresh_process, load_inventory, sha256_of)
 
 __metaclass__ = type
 
@@ -139,6 +140,21 @@ def test_rendered_text_is_the_documents_in_order_and_deterministic():
     assert list(yaml.safe_load_all(text)) == kubeadm.init_documents(spec, "cp-1", {})
     join_text = kubeadm.join_config(spec, "gw-1", {}, TOKEN, [CA_HASH])
     assert list(yaml.safe_load_all(join_text)) == kubeadm.join_documents(spec, "gw-1", {}, TOKEN, CA_HASH)
+
+
+def rendered_texts():
+    """Every golden case as its files, and the init and join configurations as kubeadm reads them."""
+    spec = spec_of()
+    texts = dict((case, _golden_files(docs)) for case, docs in _cases().items())
+    texts["init_config"] = kubeadm.init_config(spec, "cp-1", {})
+    texts["join_config"] = kubeadm.join_config(spec, "gw-1", {}, TOKEN, [CA_HASH])
+    return texts
+
+
+def test_rendered_text_is_the_same_under_other_hash_seeds():
+    here = sha256_of(rendered_texts())
+    module = "ansible_collections.plinth.platform.tests.unit.plugins.module_utils.test_kubeadm"
+    assert [digest_in_fresh_process(module, "rendered_texts", seed) for seed in (1, 2)] == [here, here]
 
 
 def test_every_document_has_its_api_version():
