@@ -50,6 +50,39 @@ def digest_in_fresh_process(module, function, hash_seed, *args):
     return result.stdout.strip()
 
 
+def files_under(root):
+    """Relative paths of the files below root."""
+    found = set()
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            found.add(os.path.relpath(os.path.join(folder, name), root))
+    return found
+
+
+def rewrite_golden_files(root, files):
+    """Make root hold exactly files ({relative path: text}); fail naming what had to change.
+
+    Update mode passes only when the golden files were already right, so a run that
+    rewrote them can never be mistaken for one that checked them.
+    """
+    changed = sorted(path for path in files_under(root) if path not in files)
+    for path in changed:
+        os.remove(os.path.join(root, path))
+    for path, content in sorted(files.items()):
+        target = os.path.join(root, path)
+        if os.path.exists(target):
+            with open(target) as handle:
+                if handle.read() == content:
+                    continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "w") as handle:
+            handle.write(content)
+        changed.append(path)
+    if changed:
+        pytest.fail("golden files rewritten (%d changed: %s); review the diff and run again without "
+                    "PLINTH_UPDATE_GOLDEN" % (len(changed), ", ".join(sorted(changed))))
+
+
 def _walk_group(name, body, groups, hostvars):
     body = body or {}
     members = set()

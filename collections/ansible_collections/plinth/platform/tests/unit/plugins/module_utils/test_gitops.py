@@ -16,7 +16,7 @@ from ansible_collections.plinth.platform.plugins.module_utils.schema import Spec
 from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
 
 from ansible_collections.plinth.platform.tests.unit.conftest import (
-    HERE, digest_in_fresh_process, load_inventory, sha256_of)
+    HERE, digest_in_fresh_process, files_under, load_inventory, rewrite_golden_files, sha256_of)
 
 __metaclass__ = type
 
@@ -37,16 +37,8 @@ def test_tree_matches_golden_files(example_env):
     files = render(example_env)
     root = os.path.join(GOLDEN, example_env)
     if UPDATE:
-        for path, content in files.items():
-            target = os.path.join(root, path)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "w") as handle:
-                handle.write(content)
-    on_disk = set()
-    for folder, _dirs, names in os.walk(root):
-        for name in names:
-            on_disk.add(os.path.relpath(os.path.join(folder, name), root))
-    assert sorted(on_disk) == sorted(files), "golden file set differs: PLINTH_UPDATE_GOLDEN=1 to refresh"
+        rewrite_golden_files(root, files)
+    assert sorted(files_under(root)) == sorted(files), "golden file set differs: PLINTH_UPDATE_GOLDEN=1 to refresh"
     for path, content in files.items():
         with open(os.path.join(root, path)) as handle:
             assert handle.read() == content, path

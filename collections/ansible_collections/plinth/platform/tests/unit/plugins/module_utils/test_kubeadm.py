@@ -18,7 +18,7 @@ from ansible_collections.plinth.platform.plugins.module_utils.schema import Spec
 from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
 
 from ansible_collections.plinth.platform.tests.unit.conftest import (
-    HERE, digest_in_fresh_process, load_inventory, sha256_of)
+    HERE, digest_in_fresh_process, load_inventory, rewrite_golden_files, sha256_of)
 
 __metaclass__ = type
 
@@ -116,12 +116,7 @@ def test_documents_match_golden_files(case):
     files = _golden_files(_cases()[case])
     folder = os.path.join(GOLDEN, case)
     if UPDATE:
-        os.makedirs(folder, exist_ok=True)
-        for name in os.listdir(folder):
-            os.remove(os.path.join(folder, name))
-        for name, content in files.items():
-            with open(os.path.join(folder, name), "w") as handle:
-                handle.write(content)
+        rewrite_golden_files(folder, files)
     assert sorted(os.listdir(folder)) == sorted(files), "golden file set differs: PLINTH_UPDATE_GOLDEN=1 to refresh"
     for name, content in files.items():
         with open(os.path.join(folder, name)) as handle:
