@@ -214,15 +214,36 @@ def test_half_close_keeps_the_other_direction_open(forwarder):
     assert rest == b"second" + EOF_MARK
 
 
+def open_sockets(pid):
+    """How many sockets process pid holds (the listener, and two per connection it forwards)."""
+    fd_dir = "/proc/%d/fd" % pid
+    links = []
+    for name in os.listdir(fd_dir):
+        with contextlib.suppress(FileNotFoundError):
+            links.append(os.readlink(os.path.join(fd_dir, name)))
+    return sum(1 for link in links if link.startswith("socket:"))
+
+
+def wait_until(condition, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out after %ss waiting until %s" % (timeout, what)
+        time.sleep(0.02)
+
+
 def test_one_broken_connection_does_not_stop_the_forwarder(forwarder):
+    pid = forwarder["pid"]
+    idle = open_sockets(pid)
     sock = socket.create_connection(("127.0.0.1", forwarder["port"]), timeout=30)
+    wait_until(lambda: open_sockets(pid) > idle, "the forwarder has taken the connection")
     sock.sendall(os.urandom(1 << 20))
     # Close with a reset while bytes are still in flight both ways.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     sock.close()
-    time.sleep(0.2)
+    wait_until(lambda: open_sockets(pid) == idle, "the forwarder has closed both ends of the broken connection")
     assert exchange(forwarder["port"], b"still here") == b"still here" + EOF_MARK
-    assert netns_forward.status(forwarder["pidfile"])["pid"] == forwarder["pid"]
+    wait_until(lambda: open_sockets(pid) == idle, "the forwarder has closed the finished exchange")
+    assert netns_forward.status(forwarder["pidfile"])["pid"] == pid, "the forwarder is gone"
 
 
 def test_unreachable_target_closes_the_client_only(netns, tmp_path):
