@@ -42,13 +42,19 @@ def etcd(host, path, body):
     return json.loads(host.check_output("%s%s -X POST -d %s" % (ETCD, path, "'" + json.dumps(body) + "'")))
 
 
+def wait_ready(*what):
+    result = subprocess.run(KUBECTL + ["wait", "--for=condition=Ready", *what, "--timeout=180s"],
+                            capture_output=True, text=True, timeout=200)
+    if result.returncode != 0:
+        raise AssertionError("kubectl wait --for=condition=Ready %s failed (exit %d):\n%s%s"
+                             % (" ".join(what), result.returncode, result.stdout, result.stderr))
+
+
 @pytest.fixture(scope="module", autouse=True)
 def settled():
     """A node is Ready a few seconds after site.yml gives it the pod network: wait (bounded), then check."""
-    subprocess.run(KUBECTL + ["wait", "--for=condition=Ready", "nodes", "--all", "--timeout=180s"],
-                   capture_output=True, timeout=200)
-    subprocess.run(KUBECTL + ["wait", "--for=condition=Ready", "pods", "--all", "--namespace", "kube-system",
-                              "--timeout=180s"], capture_output=True, timeout=200)
+    wait_ready("nodes", "--all")
+    wait_ready("pods", "--all", "--namespace", "kube-system")
 
 
 def ready(node):
