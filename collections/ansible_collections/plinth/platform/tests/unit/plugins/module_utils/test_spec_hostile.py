@@ -184,13 +184,22 @@ ACCEPTED = [
 ]
 
 
+def _at(spec, where):
+    """The spec's value for an inventory path: plinth_gitops/repo_url is spec["gitops"]["repo_url"]."""
+    node = spec
+    for part in where[len("plinth_"):].split("/"):
+        node = node[int(part)] if part.isdigit() else node[part]
+    return node
+
+
 @pytest.mark.parametrize("where, value", [case[1:] for case in ACCEPTED], ids=[case[0] for case in ACCEPTED])
 def test_accepted(where, value):
     variables, groups, hostvars = copy.deepcopy(BASE)
     if where == "plinth_apps/0/replicas":
         variables["plinth_apps"][0]["autoscaling"] = None
     _set(where, value)(variables, groups, hostvars)
-    build_spec(variables, groups, hostvars)
+    spec = build_spec(variables, groups, hostvars)
+    assert _at(spec, where) == value, "accepted but not carried into the spec unchanged"
 
 
 def test_a_single_control_plane_host_may_be_the_endpoint():

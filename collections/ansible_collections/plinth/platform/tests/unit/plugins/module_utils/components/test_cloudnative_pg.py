@@ -5,9 +5,10 @@
 
 from __future__ import absolute_import, annotations, division, print_function
 
+from ansible_collections.plinth.platform.plugins.module_utils import gitops
 from ansible_collections.plinth.platform.plugins.module_utils.components import cloudnative_pg
 from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
-    build, manifests_of, spec_errors, values_of)
+    build, check_errors, manifests_of, spec_errors, values_of)
 
 __metaclass__ = type
 
@@ -85,5 +86,10 @@ def test_replicas_must_fit_the_pool(production):
 
 
 def test_disabled_operator_is_not_checked(production):
-    build(production, kong={"database": {"mode": "external", "host": "192.0.2.50"}},
-          cloudnative_pg={"enabled": False, "replicas": 9})
+    spec = build(production, kong={"database": {"mode": "external", "host": "192.0.2.50"}},
+                 cloudnative_pg={"enabled": False, "replicas": 9})
+    # The replica count is one the check refuses: it was skipped, not passed.
+    assert check_errors(spec, "cloudnative_pg") == [
+        "plinth_components.cloudnative_pg.replicas: got 9; 9 replicas need 9 hosts in pool 'worker' "
+        "(group workers has 3)"]
+    assert "cloudnative_pg" not in [component.key for component, _release, _settings in gitops.releases(spec)]

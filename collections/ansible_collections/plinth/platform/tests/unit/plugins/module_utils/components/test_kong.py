@@ -265,8 +265,10 @@ def test_external_database_egress_is_narrowed(production, host, network, cidr):
 
 
 def test_external_mode_does_not_need_cloudnative_pg(production):
-    build(production, kong={"database": {"mode": "external", "host": "192.0.2.50"}},
-          cloudnative_pg={"enabled": False})
+    spec = build(production, kong={"database": {"mode": "external", "host": "192.0.2.50"}},
+                 cloudnative_pg={"enabled": False})
+    assert spec["components"]["kong"]["database"]["mode"] == "external"
+    assert not of_kind(manifests_of(spec, "kong"), "Cluster"), "no CloudNativePG Cluster for an external database"
 
 
 # --- network policies -----------------------------------------------------------------

@@ -10,10 +10,11 @@ import copy
 import pytest
 import yaml
 
+from ansible_collections.plinth.platform.plugins.module_utils import gitops
 from ansible_collections.plinth.platform.plugins.module_utils.components import monitoring
 from ansible_collections.plinth.platform.tests.unit.conftest import load_inventory
 from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
-    build, manifests_of, release, spec_errors, values_of)
+    build, check_errors, manifests_of, of_kind, release, spec_errors, values_of)
 
 __metaclass__ = type
 
@@ -324,7 +325,10 @@ def test_grafana_needs_external_secrets(production):
 def test_no_grafana_no_need_for_external_secrets(production):
     _without_neighbours(production, keep=("monitoring", "rook_ceph"))
     production[0]["plinth_apps"] = []
-    build(production, monitoring={"grafana": {"enabled": False}})
+    spec = build(production, monitoring={"grafana": {"enabled": False}})
+    assert spec["components"]["external_secrets"]["enabled"] is False
+    assert _stack(spec)["grafana"]["enabled"] is False
+    assert not of_kind(manifests_of(spec, "monitoring"), "ExternalSecret")
 
 
 @pytest.mark.parametrize("option, value, rule", [
@@ -341,4 +345,9 @@ def test_bad_values_are_named_with_their_rule(production, option, value, rule):
 
 
 def test_disabled_monitoring_skips_its_checks(production):
-    build(production, monitoring={"enabled": False, "prometheus_replicas": 9})
+    spec = build(production, monitoring={"enabled": False, "prometheus_replicas": 9})
+    # The replica count is one the check refuses: it was skipped, not passed.
+    assert check_errors(spec, "monitoring") == [
+        "plinth_components.monitoring.prometheus_replicas: got 9; 9 Prometheus replicas need 9 hosts in pool "
+        "'worker' (group workers has 3)"]
+    assert "monitoring" not in [component.key for component, _release, _settings in gitops.releases(spec)]
