@@ -234,7 +234,8 @@ def _check_output(case, text, e2e=False):
 def test_base_inventory_is_valid(tmp_path):
     """The corpus only proves something if the unedited base inventory passes."""
     variables, groups, hostvars = load_inventory(materialize({}, str(tmp_path / "inv")))
-    build_spec(variables, groups, hostvars)
+    spec = build_spec(variables, groups, hostvars)
+    assert spec["environment"] == "production" and len(spec["apps"]) == 2
 
 
 def test_corpus_is_large_enough():

@@ -19,7 +19,7 @@ from ansible_collections.plinth.platform.plugins.module_utils import spec as spe
 from ansible_collections.plinth.platform.plugins.module_utils.components import registry
 from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
 from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
-from ansible_collections.plinth.platform.tests.unit.conftest import load_inventory
+from ansible_collections.plinth.platform.tests.unit.conftest import digest_in_fresh_process, load_inventory, sha256_of
 
 __metaclass__ = type
 
@@ -249,8 +249,16 @@ def test_spec_is_plain_json(spec):
     assert json.loads(json.dumps(spec)) == spec
 
 
+def built(environment):
+    return build_spec(*load_inventory(environment))
+
+
 def test_build_is_deterministic(example_env):
-    assert build_spec(*load_inventory(example_env)) == build_spec(*load_inventory(example_env))
+    """The same spec, list order included, here and in two processes that hash strings differently."""
+    here = sha256_of(built(example_env))
+    module = "ansible_collections.plinth.platform.tests.unit.plugins.module_utils.test_spec"
+    elsewhere = [digest_in_fresh_process(module, "built", seed, example_env) for seed in (1, 2)]
+    assert elsewhere == [here, here]
 
 
 def test_input_is_not_modified(production):
