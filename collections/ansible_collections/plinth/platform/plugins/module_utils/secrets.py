@@ -202,26 +202,27 @@ def _pair_name(node):
 def findings(value, path=""):
     """``[(path, rule)]`` for every piece of secret material in ``value`` (plain data)."""
     found = []
-    _walk(value, path, found, text_rules)
+    _walk(value, path, found)
     return found
 
 
-def _walk(node, path, found, rules_of):
+def _walk(node, path, found):
     if isinstance(node, dict):
         pair = _pair_name(node)
         for key, value in node.items():
             here = _join(path, key)
             if (is_secret_key(key) or (pair and key == PAIR_VALUE)) and is_literal(value):
                 found.append((here, RULE_ENV if key == PAIR_VALUE and pair else RULE_KEY))
-            elif isinstance(key, str) and rules_of(key):
-                found.extend((_join(path, HIDDEN_KEY), rule) for rule in rules_of(key))
-            else:
-                _walk(value, here, found, rules_of)
+                continue
+            # A key that is itself secret material is reported under a placeholder, never by name.
+            key_rules = text_rules(key) if isinstance(key, str) else []
+            found.extend((_join(path, HIDDEN_KEY), rule) for rule in key_rules)
+            _walk(value, _join(path, HIDDEN_KEY) if key_rules else here, found)
     elif isinstance(node, (list, tuple)):
         for index, value in enumerate(node):
-            _walk(value, "%s[%d]" % (path, index), found, rules_of)
+            _walk(value, "%s[%d]" % (path, index), found)
     elif isinstance(node, str):
-        found.extend((path, rule) for rule in rules_of(node))
+        found.extend((path, rule) for rule in text_rules(node))
 
 
 def redacted(value, path=""):
@@ -241,7 +242,7 @@ def _replace(node, path, hidden):
         out = {}
         for key, value in node.items():
             shown = HIDDEN_KEY if isinstance(key, str) and text_rules(key) else key
-            out[shown] = _replace(value, _join(path, key), hidden)
+            out[shown] = _replace(value, _join(path, shown), hidden)
         return out
     if isinstance(node, list):
         return [_replace(value, "%s[%d]" % (path, index), hidden) for index, value in enumerate(node)]

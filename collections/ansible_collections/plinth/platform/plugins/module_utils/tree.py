@@ -171,8 +171,9 @@ class Tree:
         with os.fdopen(fd, "rb") as handle:
             return handle.read().decode("utf-8")
 
-    def previous(self):
-        listed = _listed(self.ledger())
+    def previous(self, ledger=None):
+        """The ledger's list (of ``ledger``, its text when already read), each entry checked."""
+        listed = _listed(self.ledger() if ledger is None else ledger)
         for relpath in listed:
             _check_relpath(relpath)
         return listed
@@ -185,11 +186,13 @@ class Tree:
         Returns {"create": [...], "update": [...], "remove": [...], "before": {path: old},
         "manifest": whether the ledger changes, "previous": the ledger's list}.
         """
-        previous = self.previous() if os.path.isdir(self.root) else []
+        exists = os.path.isdir(self.root)
+        ledger = self.ledger() if exists else None
+        previous = self.previous(ledger)
         result = {"create": [], "update": [], "remove": [], "before": {}, "previous": previous,
-                  "manifest": self.ledger() != manifest_text(files) if os.path.isdir(self.root) else True}
+                  "manifest": ledger != manifest_text(files)}
         for relpath in sorted(files):
-            old = self._read(relpath) if os.path.isdir(self.root) else None
+            old = self._read(relpath) if exists else None
             if old is None:
                 result["create"].append(relpath)
             elif old != files[relpath]:

@@ -133,3 +133,10 @@ def test_rendered_trees_pass(environment):
 def test_example_inventories_pass(environment):
     variables, _groups, _hostvars = load_inventory(environment)
     assert secrets.findings(variables) == []
+
+
+def test_a_secret_below_a_secret_key_is_found_and_hidden_too():
+    value = {"hosts": {"ghp_" + SECRET * 3: {"password": SECRET}}}
+    clean, found = secrets.redacted(value)
+    assert ("hosts.<redacted key>.password", secrets.RULE_KEY) in found
+    assert SECRET not in repr(clean) and SECRET not in repr(found)
