@@ -61,7 +61,8 @@ class ActionModule(ActionBase):
             task_vars["hostvars"][host].get("ansible_host"), "hostvars.%s.ansible_host" % host, failures))
 
         try:
-            spec = build_spec(variables, groups, hostvars)
+            # The paths the roles default to sit beside the playbooks, as they always have.
+            spec = build_spec(variables, groups, hostvars, playbook_dir=task_vars.get("playbook_dir"))
         except SpecError as exc:
             failures.extend(exc.errors)
         if failures:

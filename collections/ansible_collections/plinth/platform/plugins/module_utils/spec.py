@@ -12,7 +12,6 @@ with every default filled in, so generators never guess.
 from __future__ import absolute_import, annotations, division, print_function
 
 import ipaddress
-import json
 import posixpath
 
 from ansible_collections.plinth.platform.plugins.module_utils import schema as s, secrets
@@ -90,6 +89,9 @@ def _top_fields():
         }),
         "plinth_control_plane_group": s.Str("control_plane"),
         "plinth_pod_cidr": s.Str("10.244.0.0/16", checks=[s.cidr]),
+        "plinth_cluster_group": s.Str("k8s_cluster",
+                                      doc="inventory group of every Kubernetes host (the control plane and "
+                                          "every pool); the playbooks that touch the hosts target it"),
         "plinth_service_cidr": s.Str("10.96.0.0/12", checks=[s.cidr]),
         "plinth_host_network": s.Str(None, nullable=True, checks=[s.cidr],
                                      doc="the hosts' own subnet (every host address and the control-plane "
@@ -134,11 +136,13 @@ def host_addresses(groups, address_of):
     return found
 
 
-def build_spec(variables, groups, hostvars=None):
+def build_spec(variables, groups, hostvars=None, playbook_dir=None):
     """Validate inventory ``variables`` (the ``plinth_*`` ones) against ``groups``.
 
     ``hostvars`` maps host names to their variables; only ``ansible_host`` is read.
     Returns the normalized spec, or raises ``SpecError`` with every problem found.
+    ``playbook_dir`` anchors the controller's default paths (``spec["paths"]``); without it
+    they are relative, as seen from the playbooks' folder.
     """
     variables = _plain(dict((k, v) for k, v in variables.items() if k not in RUN_VARIABLES))
     groups = _plain(groups or {})
@@ -162,11 +166,15 @@ def build_spec(variables, groups, hostvars=None):
         "node_pools": {},
         "control_plane": {"group": top["plinth_control_plane_group"], "hosts": []},
         "hosts": {},
+        "groups": {"cluster": top["plinth_cluster_group"], "control_plane": top["plinth_control_plane_group"]},
         "components": top["plinth_components"] or {},
         "apps": top["plinth_apps"] or [],
     }
     _resolve_hosts(spec, top["plinth_node_pools"] or {}, groups, hostvars, errors)
     _check_network(spec, errors)
+    _check_cluster_group(spec, groups, errors)
+    spec["groups"]["storage"] = storage_group(spec)
+    spec["paths"] = controller_paths(spec, playbook_dir)
     _check_components(spec, errors)
     _check_apps(spec, errors)
     _check_local_charts(spec, errors)
@@ -256,6 +264,53 @@ def _resolve_hosts(spec, pools, groups, hostvars, errors):
             where = "hostvars[%r].ansible_host" % host if vars_.get("ansible_host") else "host %r" % host
             errors.add(where, address, rule)
         if users.setdefault(address, host) != host:
+def _check_cluster_group(spec, groups, errors):
+    """The playbooks reach the hosts through the cluster group: it must hold every host the spec knows."""
+    name = spec["groups"]["cluster"]
+    if not isinstance(name, str):
+        return  # reported by the schema
+    if name not in groups:
+        errors.add("plinth_cluster_group", name, "no such inventory group")
+        return
+    members = set(groups[name])
+    for host in spec["control_plane"]["hosts"]:
+        if host not in members:
+            errors.add("plinth_cluster_group", name, "does not contain host %s of the control-plane group %s; "
+                       "the playbooks that prepare and join the hosts target group %s"
+                       % (host, spec["control_plane"]["group"], name))
+    for pool_name, pool in sorted(spec["node_pools"].items()):
+        for host in pool["hosts"]:
+            if host not in members:
+                errors.add("plinth_cluster_group", name, "does not contain host %s of pool %r (group %s); "
+                           "the playbooks that prepare and join the hosts target group %s"
+                           % (host, pool_name, pool["group"], name))
+
+
+def storage_group(spec):
+    """Inventory group of the hosts whose raw disks Rook-Ceph takes: its pool's group.
+
+    The pool is plinth_components.rook_ceph.pool, else the one named ``storage``; ceph_nodes
+    when neither resolves (as the preflight role has always read it).
+    """
+    rook_ceph = spec["components"].get("rook_ceph") or {}
+    pool = spec["node_pools"].get(rook_ceph.get("pool") or "storage") or {}
+    return pool.get("group") or "ceph_nodes"
+
+
+def controller_paths(spec, playbook_dir):
+    """Where the playbooks keep their files on the controller, beside the playbooks' folder.
+
+    ``build_dir`` holds each environment's admin kubeconfig (``kubeconfig``, written by the
+    control-plane stage) and, unless plinth_gitops.checkout_dir names another, the GitOps clone.
+    """
+    build_dir = ("%s/../build" % playbook_dir) if playbook_dir else "../build"
+    return {
+        "build_dir": build_dir,
+        "kubeconfig": "%s/%s/admin.conf" % (build_dir, spec["environment"]),
+        "gitops_checkout": spec["gitops"].get("checkout_dir") or "%s/gitops" % build_dir,
+    }
+
+
             errors.add("hostvars[%r].ansible_host" % host, address,
                        "is also the address of host %s; every host needs its own address" % users[address])
 

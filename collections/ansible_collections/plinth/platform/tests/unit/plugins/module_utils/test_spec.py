@@ -91,6 +91,34 @@ def test_control_plane_hosts_are_resolved(example_env, spec):
     assert spec["control_plane"] == {"group": "control_plane", "hosts": EXPECTED[example_env]["control_plane"]}
 
 
+def test_groups_name_what_the_playbooks_target(spec):
+    assert spec["groups"] == {"cluster": "k8s_cluster", "control_plane": "control_plane", "storage": "ceph_nodes"}
+
+
+def test_paths_sit_beside_the_playbooks(example_env):
+    spec = build_spec(*load_inventory(example_env), playbook_dir="/srv/plinth/playbooks")
+    assert spec["paths"] == {
+        "build_dir": "/srv/plinth/playbooks/../build",
+        "kubeconfig": "/srv/plinth/playbooks/../build/%s/admin.conf" % example_env,
+        "gitops_checkout": "/srv/plinth/playbooks/../build/gitops",
+    }
+
+
+def test_a_checkout_dir_moves_the_gitops_checkout_only(production):
+    variables, groups, hostvars = production
+    variables["plinth_gitops"]["checkout_dir"] = "/var/lib/plinth/gitops"
+    paths = build_spec(variables, groups, hostvars, playbook_dir="/srv/plinth/playbooks")["paths"]
+    assert paths["gitops_checkout"] == "/var/lib/plinth/gitops"
+    assert paths["kubeconfig"] == "/srv/plinth/playbooks/../build/production/admin.conf"
+
+
+def test_the_storage_group_follows_the_pool_rook_ceph_uses(production):
+    variables, groups, hostvars = production
+    variables["plinth_node_pools"]["storage"]["group"] = "disk_nodes"
+    groups["disk_nodes"] = groups.pop("ceph_nodes")
+    assert build_spec(variables, groups, hostvars)["groups"]["storage"] == "disk_nodes"
+
+
 def test_pool_hosts_are_resolved_from_their_groups(example_env, spec):
     pools = dict((name, (pool["group"], pool["hosts"])) for name, pool in spec["node_pools"].items())
     assert pools == EXPECTED[example_env]["pools"]
@@ -184,6 +212,12 @@ def _group(name, members, **hvars):
     return apply
 
 
+def _join_cluster(host):
+    def apply(variables, groups, hostvars):
+        groups["k8s_cluster"] = sorted(set(groups["k8s_cluster"]) | {host})
+    return apply
+
+
 VALID_EDITS = [
     # (id, edits, check on the spec)
     ("app-namespace-defaults-to-name", [_edit("plinth_apps/0/namespace", _DELETE)],
@@ -202,7 +236,8 @@ VALID_EDITS = [
     ("disabled-component-skips-its-checks",
      [_edit("plinth_components/monitoring", {"enabled": False, "prometheus_replicas": 9})],
      lambda sp: sp["components"]["monitoring"]["enabled"] is False),
-    ("host-without-ansible-host-uses-its-name", [_group("workers", ["worker-1", "worker-2", "worker-9"])],
+    ("host-without-ansible-host-uses-its-name", [_group("workers", ["worker-1", "worker-2", "worker-9"]),
+                                                  _join_cluster("worker-9")],
      lambda sp: sp["hosts"]["worker-9"] == {"address": "worker-9"}),
     ("hosts-outside-pools-are-ignored", [_group("bastion", ["jump-1"], jump_1="192.0.2.99")],
      lambda sp: "jump-1" not in sp["hosts"]),
