@@ -112,6 +112,7 @@ def test_more_servers_than_workers_is_rejected(production):
 
 def test_even_server_count_is_rejected(production):
     production[1]["workers"] = production[1]["workers"] + ["worker-4"]
+    production[1]["k8s_cluster"].append("worker-4")
     assert spec_errors(production, consul={"replicas": 2}) == [
         "plinth_components.consul.replicas: got 2; Consul servers form a Raft quorum: use an odd number "
         "(an even one adds no fault tolerance)"]

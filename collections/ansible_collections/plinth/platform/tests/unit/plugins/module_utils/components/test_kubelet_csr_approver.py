@@ -29,6 +29,7 @@ def test_only_the_inventory_hosts_and_their_addresses_are_approved(production):
 
 def test_host_names_are_escaped(production):
     production[1]["workers"].append("w.1")
+    production[1]["k8s_cluster"].append("w.1")
     production[2]["w.1"] = {"ansible_host": "192.0.2.44"}
     assert not re.match(values_of(build(production), "kubelet_csr_approver")["providerRegex"], "wx1")
 

@@ -113,6 +113,7 @@ def test_csi_node_plugins_tolerate_every_pool_taint(prod):
 def test_csi_node_plugins_reach_a_new_tainted_pool(production):
     variables, groups, _hostvars = production
     groups["gpu_nodes"] = ["gpu-1"]
+    groups["k8s_cluster"].append("gpu-1")
     variables["plinth_node_pools"]["gpu"] = {
         "group": "gpu_nodes", "labels": {"node.example.com/gpu": "true"},
         "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]}
@@ -279,6 +280,7 @@ def test_no_network_policies_and_no_secrets(prod):
 
 def test_even_mon_count_is_rejected(production):
     production[1]["ceph_nodes"] = ["ceph-1", "ceph-2", "ceph-3", "ceph-4"]
+    production[1]["k8s_cluster"].append("ceph-4")
     assert spec_errors(production, rook_ceph={"mon_count": 4}) == [
         "plinth_components.rook_ceph.mon_count: got 4; "
         "must be odd (1, 3, 5, ...) so that a majority of MONs keeps quorum"]
