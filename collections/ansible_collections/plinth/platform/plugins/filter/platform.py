@@ -44,6 +44,10 @@ def _need_spec(spec, name):
 def gitops_files(spec):
     return gitops.render(_need_spec(spec, "gitops_files"))
 
+def argocd_documents(spec):
+    return gitops.argocd_documents(_need_spec(spec, "argocd_documents"))
+
+
 
 def gitops_summary(spec):
     return gitops.summary(_need_spec(spec, "gitops_summary"))
@@ -81,6 +85,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "platform_spec": platform_spec,
+            "argocd_documents": argocd_documents,
             "gitops_files": gitops_files,
             "gitops_summary": gitops_summary,
             "helm_values": helm_values,

@@ -92,41 +92,73 @@ def documents(spec):
     """Every file of the tree: path -> list of documents (values files hold one)."""
     env = spec["environment"]
     tree = {}
-    destinations = {"root": set([argocd_namespace(spec)]), "infra": set(), "platform": set(), "business": set()}
-
-    for component, release, settings in releases(spec):
-        namespace = release.namespace or settings["namespace"]
-        destinations[component.project].add(namespace)
+    for component, release, settings, raw in _deployed_releases(spec):
         folder = "infra/%s" % release.name
+        if release.chart is not None:
+            tree["%s/values-%s.yaml" % (folder, env)] = [release.values(spec, settings) if release.values else {}]
+        _add_raw(tree, "%s/%s" % (folder, env), raw)
+    for app, raw in _apps_with_manifests(spec):
+        folder = "apps/%s" % app["name"]
+        tree["%s/values-%s.yaml" % (folder, env)] = [app_values.values(spec, app)]
+        _add_raw(tree, "%s/%s" % (folder, env), raw)
+    tree.update(_argocd_documents(spec))
+    return tree
+
+
+def argocd_documents(spec):
+    """The files Argo CD itself reads, path -> documents: every child Application, the AppProjects
+    (``clusters/<env>/projects.yaml``) and the root Application (``clusters/<env>/root.yaml``).
+
+    The same documents ``documents`` puts in the tree, without the Helm values the tree also holds:
+    for the roles that apply or read them.
+    """
+    return _argocd_documents(spec)
+
+
+def _deployed_releases(spec):
+    """(component, release, settings, raw manifests) of every enabled release the tree deploys."""
+    found = []
+    for component, release, settings in releases(spec):
         raw = release.manifests(spec, settings) if release.manifests else []
         if release.chart is None and not raw:
             continue  # a manifests-only release with nothing to deploy in this inventory
-        values_file = None
-        if release.chart is not None:
-            values_file = "%s/values-%s.yaml" % (folder, env)
-            tree[values_file] = [release.values(spec, settings) if release.values else {}]
-        _add_raw(tree, "%s/%s" % (folder, env), raw)
+        found.append((component, release, settings, raw))
+    return found
+
+
+def _apps_with_manifests(spec):
+    """(app, raw manifests) of every business app; the first app of a namespace carries its shared objects."""
+    found = []
+    seen_namespaces = set()
+    for app in spec["apps"]:
+        found.append((app, app_values.manifests(spec, app, app["namespace"] not in seen_namespaces)))
+        seen_namespaces.add(app["namespace"])
+    return found
+
+
+def _argocd_documents(spec):
+    env = spec["environment"]
+    tree = {}
+    destinations = {"root": set([argocd_namespace(spec)]), "infra": set(), "platform": set(), "business": set()}
+    for component, release, settings in releases(spec):
+        destinations[component.project].add(release.namespace or settings["namespace"])
+    for component, release, settings, raw in _deployed_releases(spec):
+        folder = "infra/%s" % release.name
+        values_file = "%s/values-%s.yaml" % (folder, env) if release.chart is not None else None
         chart = settings.get(release.chart_option) if release.chart is not None else None
         tree["clusters/%s/apps/%s-%s.yaml" % (env, PROJECT_LAYER[component.project], release.name)] = [
-            application(spec, release.name, component.project, namespace, release.wave, chart,
-                        values_file, "%s/%s" % (folder, env) if raw else None,
+            application(spec, release.name, component.project, release.namespace or settings["namespace"],
+                        release.wave, chart, values_file, "%s/%s" % (folder, env) if raw else None,
                         pod_security=component.pod_security,
                         server_side_apply=release.server_side_apply,
                         ignore_differences=release.ignore_differences)
         ]
-
-    seen_namespaces = set()
-    for app in spec["apps"]:
+    for app, raw in _apps_with_manifests(spec):
         folder = "apps/%s" % app["name"]
-        values_file = "%s/values-%s.yaml" % (folder, env)
-        tree[values_file] = [app_values.values(spec, app)]
-        raw = app_values.manifests(spec, app, app["namespace"] not in seen_namespaces)
-        seen_namespaces.add(app["namespace"])
         destinations["business"].add(app["namespace"])
-        _add_raw(tree, "%s/%s" % (folder, env), raw)
         tree["clusters/%s/apps/apps-%s.yaml" % (env, app["name"])] = [
             application(spec, app["name"], "business", app["namespace"], APPS_WAVE, app["chart"],
-                        values_file, "%s/%s" % (folder, env) if raw else None)
+                        "%s/values-%s.yaml" % (folder, env), "%s/%s" % (folder, env) if raw else None)
         ]
 
     # Beside root.yaml, not under apps/: the gitops role applies the AppProjects, so a push to
@@ -377,7 +409,7 @@ def sync_waves(spec):
     """
     waves = {}
     namespace = argocd_namespace(spec)
-    for path, docs in documents(spec).items():
+    for path, docs in _argocd_documents(spec).items():
         for doc in docs:
             meta = doc.get("metadata") or {}
             if doc.get("kind") != "Application" or meta.get("namespace") != namespace \

@@ -88,6 +88,29 @@ def wave(app):
     return int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
 
 
+def test_argocd_documents_are_what_the_render_writes_to_those_files(example_env):
+    spec = build_spec(*load_inventory(example_env))
+    written = render(example_env)
+    documents = gitops.argocd_documents(spec)
+    assert sorted(documents) == sorted(path for path in written if path.startswith("clusters/"))
+    for path, found in documents.items():
+        assert found == docs(written[path]), path
+
+
+def test_argocd_documents_build_no_helm_values(example_env, monkeypatch):
+    spec = build_spec(*load_inventory(example_env))
+    expected = gitops.argocd_documents(spec)
+
+    def refuse(*_args):
+        raise AssertionError("Helm values were built")
+    monkeypatch.setattr(gitops.app_values, "values", refuse)
+    for _component, release, _settings in gitops.releases(spec):
+        if release.values is not None:
+            monkeypatch.setattr(release, "values", refuse)
+    assert gitops.argocd_documents(spec) == expected
+    assert gitops.sync_waves(spec)
+
+
 def test_sync_waves_follow_dependencies(example_env):
     """Storage and CRD operators, then Consul -> Vault -> ESO, then gateway, monitoring, tunnel, apps."""
     by_name = dict((app["metadata"]["name"], wave(app))
