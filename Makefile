@@ -7,6 +7,8 @@ STAMP    := $(VENV)/.installed
 
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+# The tools are packages at the root (python -m airgap.X, testbed.X, devtools.X); some read the collection.
+export PYTHONPATH := $(abspath .):$(abspath collections)
 
 .PHONY: demo render test test-nodes test-cluster test-gitops test-lab lab lab-destroy unit lint sanity molecule bench acceptance clean
 
@@ -17,63 +19,63 @@ render: demo
 
 # Needs root: the nodes stage boots real test hosts (systemd-nspawn).
 test: $(STAMP)
-	scripts/install_test_hosts.sh
-	$(BIN)/python scripts/test.py
+	devtools/install_test_hosts.sh
+	$(BIN)/python -m devtools.test
 
 # Real Debian hosts (systemd-nspawn, root) running preflight, nodes.yml and the control plane's files.
 test-nodes: $(STAMP)
-	scripts/install_test_hosts.sh
-	$(BIN)/python scripts/test.py nodes
+	devtools/install_test_hosts.sh
+	$(BIN)/python -m devtools.test nodes
 
 # A real kube-apiserver and etcd on 127.0.0.1 (built from Go modules once, cached).
 test-cluster: $(STAMP)
-	$(BIN)/python scripts/test.py cluster
+	$(BIN)/python -m devtools.test cluster
 
 # The production example synced by a real Argo CD (built from source once, cached) into a
 # real control plane, charts from a mirror on 127.0.0.1; the convergence stage waits wave
 # by wave (root: Argo CD's controller runs in a network namespace of its own).
 test-gitops: $(STAMP)
-	scripts/install_test_hosts.sh
-	$(BIN)/python scripts/test.py gitops
+	devtools/install_test_hosts.sh
+	$(BIN)/python -m devtools.test gitops
 
 # A multi-node kubeadm cluster on this machine (root), built by site.yml from air-gapped
 # artifacts: 3 control-plane hosts, a gateway, a storage host, a worker. Sizes and more:
-#   make lab LAB_ARGS="--workers 2"      scripts/lab.py --help
+#   make lab LAB_ARGS="--workers 2"      testbed/lab.py --help
 lab: $(STAMP)
-	scripts/install_test_hosts.sh
-	$(BIN)/python scripts/lab.py up $(LAB_ARGS)
+	devtools/install_test_hosts.sh
+	$(BIN)/python -m testbed.lab up $(LAB_ARGS)
 
 lab-destroy: $(STAMP)
-	$(BIN)/python scripts/lab.py down
+	$(BIN)/python -m testbed.lab down
 
 # The molecule `lab` scenario: site.yml end to end on the lab, reset, a crash during a join.
 test-lab: $(STAMP)
-	scripts/install_test_hosts.sh
-	$(BIN)/python scripts/test.py lab
+	devtools/install_test_hosts.sh
+	$(BIN)/python -m devtools.test lab
 
 unit: $(STAMP)
-	$(BIN)/python scripts/test.py unit
+	$(BIN)/python -m devtools.test unit
 
 lint: $(STAMP)
-	$(BIN)/python scripts/test.py lint
+	$(BIN)/python -m devtools.test lint
 
 sanity: $(STAMP)
-	$(BIN)/python scripts/test.py sanity
+	$(BIN)/python -m devtools.test sanity
 
 molecule: $(STAMP)
-	$(BIN)/python scripts/test.py molecule
+	$(BIN)/python -m devtools.test molecule
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python -m devtools.bench
 
 # Every Application's real upstream chart rendered as Argo CD renders it, then checked by a
 # real kube-apiserver (server-side apply dry run, strict fields). Charts come from a folder:
 #   make acceptance CHARTS_DIR=/srv/charts [ENV=staging] [ACCEPTANCE_ARGS="--skip store-api"]
 acceptance: $(STAMP)
-	$(BIN)/python scripts/acceptance.py --charts $(CHARTS_DIR) --env $(ENV) $(ACCEPTANCE_ARGS)
+	$(BIN)/python -m devtools.acceptance --charts $(CHARTS_DIR) --env $(ENV) $(ACCEPTANCE_ARGS)
 
-$(STAMP): requirements.txt scripts/install.sh
-	PYTHON=$(PYTHON) VENV=$(VENV) scripts/install.sh
+$(STAMP): requirements.txt devtools/install.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) devtools/install.sh
 	touch $@
 
 clean:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lay out and serve the artifact mirror that kubernetes_packages (and cni_bridge) install from.
 
-`layout` copies built binaries from the build cache (scripts/build_kubernetes.py)
+`layout` copies built binaries from the build cache (airgap/build_kubernetes.py)
 into the directory tree an air-gapped site hosts over HTTP:
 
     <mirror>/kubernetes/v<version>/bin/linux/<arch>/<binary>
@@ -10,7 +10,7 @@ into the directory tree an air-gapped site hosts over HTTP:
     <mirror>/kubernetes/v<version>/manifest.json
 
 the CNI plugins of the cni_bridge role's pod network, when built with
-`scripts/build_kubernetes.py --binaries cni-plugins`, in a folder of their own
+`airgap/build_kubernetes.py --binaries cni-plugins`, in a folder of their own
 release:
 
     <mirror>/cni-plugins/v<version>/bin/linux/<arch>/<plugin>
@@ -18,7 +18,7 @@ release:
     <mirror>/cni-plugins/v<version>/SHA256SUMS
     <mirror>/cni-plugins/v<version>/manifest.json
 
-and, when scripts/build_images.py has built them, the images kubeadm deploys as
+and, when airgap/build_images.py has built them, the images kubeadm deploys as
 OCI image-layout tarballs that container_runtime preloads into containerd:
 
     <mirror>/images/v<version>/<image>-<tag>-linux-<arch>.tar
@@ -43,15 +43,12 @@ import subprocess
 import sys
 import time
 
+from airgap import launch
+from airgap.cache import root as cache_root
+
 OS_NAME = "linux"
 KUBERNETES = "kubernetes"
 CNI_PLUGINS = "cni-plugins"
-
-
-def default_cache():
-    return os.environ.get("PLINTH_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "plinth"
-    )
 
 
 def sha256_of(path):
@@ -111,7 +108,7 @@ def layout(args):
     release_dir = os.path.join(args.cache, KUBERNETES, version)
     cache_bin = os.path.join(release_dir, "bin")
     if not os.path.isdir(cache_bin):
-        sys.exit("artifact_mirror: no build for %s in %s (run scripts/build_kubernetes.py "
+        sys.exit("artifact_mirror: no build for %s in %s (run airgap/build_kubernetes.py "
                  "--version %s first)" % (version, cache_bin, version[1:]))
     available = built_binaries(cache_bin)
     names = args.binaries or available
@@ -153,13 +150,13 @@ def layout_cni_plugins(args):
     else:
         versions = []
     if not versions:
-        print("no CNI plugins built (scripts/build_kubernetes.py --binaries cni-plugins): none laid out")
+        print("no CNI plugins built (airgap/build_kubernetes.py --binaries cni-plugins): none laid out")
     for version in versions:
         release_dir = os.path.join(cache_root, version)
         cache_bin = os.path.join(release_dir, "bin")
         names = built_binaries(cache_bin) if os.path.isdir(cache_bin) else []
         if not names:
-            sys.exit("artifact_mirror: no CNI plugins %s in %s (run scripts/build_kubernetes.py "
+            sys.exit("artifact_mirror: no CNI plugins %s in %s (run airgap/build_kubernetes.py "
                      "--binaries cni-plugins --cni-plugins-version %s first)" % (version, cache_bin, version))
         layout_release(args, CNI_PLUGINS, version, release_dir, names)
 
@@ -185,9 +182,9 @@ def layout_images(args, version):
     built = load_image_manifest(image_cache)
     if built is None:
         if args.images:
-            sys.exit("artifact_mirror: no images built for %s in %s (run scripts/build_images.py "
+            sys.exit("artifact_mirror: no images built for %s in %s (run airgap/build_images.py "
                      "--version %s first)" % (version, image_cache, version[1:]))
-        print("no images built for %s (scripts/build_images.py): none laid out" % version)
+        print("no images built for %s (airgap/build_images.py): none laid out" % version)
         return
     chosen = [entry for entry in built
               if entry["arch"] == args.arch and wanted_image(entry, args.images)]
@@ -201,7 +198,7 @@ def layout_images(args, version):
         source = os.path.join(image_cache, entry["file"])
         if sha256_of(source) != entry["sha256"]:
             sys.exit("artifact_mirror: %s does not match the sha256 in its manifest.json; "
-                     "rebuild it with scripts/build_images.py --force" % source)
+                     "rebuild it with airgap/build_images.py --force" % source)
         target = os.path.join(image_dir, entry["file"])
         copied = copy_atomic(source, target, mode=0o644)
         print("%-9s %s" % ("copied" if copied else "unchanged", os.path.relpath(target, args.mirror)))
@@ -286,7 +283,7 @@ def is_our_server(pid):
             argv = handle.read().split(b"\0")
     except OSError:
         return False
-    return any(arg.endswith(b"artifact_mirror.py") for arg in argv) and b"serve" in argv
+    return b"airgap.artifact_mirror" in argv and b"serve" in argv
 
 
 def serve(args):
@@ -299,9 +296,9 @@ def serve(args):
     if args.foreground:
         run_server(args)
         return
-    command = [sys.executable, os.path.abspath(__file__), "--mirror", args.mirror,
-               "--pid-file", args.pid_file, "serve", "--foreground",
-               "--address", format_address(args.address), "--log-file", args.log_file]
+    command = launch.module_command("airgap.artifact_mirror", "--mirror", args.mirror,
+                                    "--pid-file", args.pid_file, "serve", "--foreground",
+                                    "--address", format_address(args.address), "--log-file", args.log_file)
     if args.netns:
         command = ["ip", "netns", "exec", args.netns] + command
     os.makedirs(os.path.dirname(args.pid_file), exist_ok=True)
@@ -394,7 +391,7 @@ def stop(args):
 
 
 def parse_args(argv):
-    cache = default_cache()
+    cache = cache_root()
     parser = argparse.ArgumentParser(
         description="Lay out the Kubernetes artifact mirror from the build cache, and serve it.",
         epilog="Layout: <mirror>/kubernetes/v<VERSION>/bin/linux/<ARCH>/<BINARY> (+ .sha256), "
@@ -418,10 +415,10 @@ def parse_args(argv):
                      help="comma-separated subset (default: every binary in the cache)")
     lay.add_argument("--images", type=lambda text: [i for i in text.split(",") if i],
                      help="comma-separated image subset, by reference or short name (e.g. "
-                          "etcd,pause); default: every image scripts/build_images.py built, if any")
+                          "etcd,pause); default: every image airgap/build_images.py built, if any")
     lay.add_argument("--cni-plugins", metavar="VERSION",
                      help="CNI plugins release to copy, e.g. v1.9.1 (default: every release "
-                          "scripts/build_kubernetes.py --binaries cni-plugins built, if any)")
+                          "airgap/build_kubernetes.py --binaries cni-plugins built, if any)")
     lay.add_argument("--no-cni-plugins", action="store_true", help="copy no CNI plugins")
     lay.add_argument("--no-images", action="store_true", help="copy no images")
     lay.set_defaults(func=layout)

@@ -52,8 +52,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import build_kubernetes as kube  # noqa: E402  (sibling script, not a package)
+from airgap import build_kubernetes as kube
+from airgap import cache
 
 ARGOCD_MODULE = "github.com/argoproj/argo-cd/v3"
 ARGOCD_PACKAGE = ARGOCD_MODULE + "/cmd"
@@ -354,7 +354,7 @@ def parse_args(argv):
                              "(v3.4, v3.5): a directory holding the module, or a git repository "
                              "of argo-cd with the release tag (default: "
                              "$PLINTH_ARGOCD_GITOPS_ENGINE_SOURCE)")
-    parser.add_argument("--cache", default=kube.default_cache(),
+    parser.add_argument("--cache", default=cache.root(),
                         help="cache root (default: $PLINTH_CACHE or ~/.cache/plinth)")
     parser.add_argument("--arch", default="amd64", help="GOARCH to build for (default amd64)")
     parser.add_argument("--force", action="store_true", help="rebuild a binary already in the cache")

@@ -11,7 +11,7 @@ pause, etcd). Each image is one static binary on a small shared base layer:
     kube-*    /usr/local/bin/<name>   kubeadm's manifests name the command
     etcd      /usr/local/bin/etcd     (the release kubeadm deploys, e.g. 3.6.8)
     coredns   /coredns                entrypoint; args come from kubeadm's Deployment
-    pause     /pause                  entrypoint; scripts/pause, the sandbox process
+    pause     /pause                  entrypoint; airgap/pause, the sandbox process
     kube-vip  /kube-vip               entrypoint; only with --extra-images (the control
                                       plane's VIP; not in kubeadm's list)
 
@@ -20,8 +20,8 @@ image gets one more layer: Debian's iptables (the plain names point at the nft
 backend, Debian 12's default), nftables and the libraries they link, unpacked
 from the .deb files `apt-get download` fetches.
 
-The binaries come from scripts/build_kubernetes.py (built when missing), CoreDNS
-from its Go module and pause from scripts/pause, all with CGO_ENABLED=0. Every
+The binaries come from airgap/build_kubernetes.py (built when missing), CoreDNS
+from its Go module and pause from airgap/pause, all with CGO_ENABLED=0. Every
 layer is a tar with sorted entries, mtime 0 and owner root, gzip without a
 timestamp, so a rebuild from the same binaries gives the same digests.
 
@@ -35,7 +35,7 @@ stores it under its full reference (registry.k8s.io/pause:3.10.2): the
 containerd annotation io.containerd.image.name holds the reference and the OCI
 annotation org.opencontainers.image.ref.name the tag. An image whose inputs
 (binaries, packages, this script's layout version) are unchanged is skipped.
-scripts/artifact_mirror.py `layout` copies the tarballs into the mirror.
+airgap/artifact_mirror.py `layout` copies the tarballs into the mirror.
 """
 
 import argparse
@@ -53,12 +53,10 @@ import tarfile
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import artifact_mirror  # noqa: E402  (sibling scripts, not a package)
-import build_kubernetes as kube  # noqa: E402
+from airgap import artifact_mirror, cache, launch
+from airgap import build_kubernetes as kube
 
-SCRIPTS_DIR = os.path.dirname(os.path.abspath(__file__))
-PAUSE_SOURCE = os.path.join(SCRIPTS_DIR, "pause")
+PAUSE_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pause")
 # Bump when the image layout changes, so cached images are rebuilt.
 LAYOUT_VERSION = 1
 
@@ -156,9 +154,8 @@ def ensure_kubernetes_binaries(args, etcd_version):
         missing.append("etcd")
     if not missing:
         return bin_dir, etcd
-    command = [sys.executable, os.path.join(SCRIPTS_DIR, "build_kubernetes.py"),
-               "--version", args.version[1:], "--cache", args.cache, "--arch", args.arch,
-               "--no-crictl", "--binaries", ",".join(missing)]
+    command = launch.module_command("airgap.build_kubernetes", "--version", args.version[1:], "--cache", args.cache,
+                                    "--arch", args.arch, "--no-crictl", "--binaries", ",".join(missing))
     if etcd_version:
         command += ["--etcd-version", etcd_version]
     log("building %s with build_kubernetes.py ..." % ", ".join(missing))
@@ -203,7 +200,7 @@ def build_kube_vip(args, tag):
 
 
 def build_pause(args, tag):
-    """scripts/pause, cached by the digest of its source so an edit rebuilds it."""
+    """airgap/pause, cached by the digest of its source so an edit rebuilds it."""
     source = hashlib.sha256()
     for name in sorted(os.listdir(PAUSE_SOURCE)):
         with open(os.path.join(PAUSE_SOURCE, name), "rb") as handle:
@@ -485,7 +482,7 @@ def image_plan(args, reference, binaries):
                 ["/coredns"], {"coredns": sha256_file(binary)})
     if short == "pause":
         binary = binaries["pause"]
-        return ([base, ("pause (scripts/pause) at /pause", binary_entries(binary, "pause"))],
+        return ([base, ("pause (airgap/pause) at /pause", binary_entries(binary, "pause"))],
                 ["/pause"], {"pause": sha256_file(binary)})
     if short == "kube-vip":
         binary = binaries["kube-vip"]
@@ -625,7 +622,7 @@ def parse_args(argv):
         epilog="Output: <cache>/images/v<VERSION>/<image>-<tag>-linux-<arch>.tar and manifest.json. "
                "Load one with: ctr -n k8s.io images import <tarball>.")
     parser.add_argument("--version", required=True, help="Kubernetes release, e.g. 1.36.3")
-    parser.add_argument("--cache", default=kube.default_cache(),
+    parser.add_argument("--cache", default=cache.root(),
                         help="cache root (default: $PLINTH_CACHE or ~/.cache/plinth)")
     parser.add_argument("--arch", default="amd64", help="GOARCH to build for (default amd64)")
     parser.add_argument("--images", type=lambda text: [i.strip() for i in text.split(",") if i.strip()],

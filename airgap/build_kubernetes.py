@@ -47,6 +47,8 @@ import sys
 import tempfile
 import time
 
+from airgap import cache
+
 KUBERNETES_MODULE = "k8s.io/kubernetes"
 CRI_TOOLS_MODULE = "sigs.k8s.io/cri-tools"
 CRICTL_PACKAGE = CRI_TOOLS_MODULE + "/cmd/crictl"
@@ -110,12 +112,6 @@ class BuildError(Exception):
 
 def log(message):
     print(message, flush=True)
-
-
-def default_cache():
-    return os.environ.get("PLINTH_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "plinth"
-    )
 
 
 def parse_version(text):
@@ -677,7 +673,7 @@ def parse_args(argv):
                         help="comma-separated, default %s; supported: %s"
                              % (",".join(DEFAULT_BINARIES),
                                 ",".join(KUBERNETES_BINARIES + OTHER_TARGETS)))
-    parser.add_argument("--cache", default=default_cache(),
+    parser.add_argument("--cache", default=cache.root(),
                         help="cache root (default: $PLINTH_CACHE or ~/.cache/plinth)")
     parser.add_argument("--arch", default="amd64", help="GOARCH to build for (default amd64)")
     parser.add_argument("--crictl-version",

@@ -36,11 +36,10 @@ import urllib.request
 
 import yaml
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
+from airgap import launch
+from testbed import testcluster  # process bookkeeping shared with the test control plane
 
-import testcluster  # noqa: E402  (process bookkeeping shared with the test control plane)
+ROOT = launch.ROOT
 
 DEFAULT_CHARTS = os.path.join(ROOT, "molecule", "gitops", "charts")
 TABLE = "charts.yml"
@@ -94,7 +93,7 @@ def stage_chart(source, entry, target):
         "type": "application",
         "version": entry["version"],
         "appVersion": entry.get("app_version", "stand-in"),
-    }, "Written by scripts/chart_mirror.py from charts.yml.")
+    }, "Written by airgap/chart_mirror.py from charts.yml.")
     values_path = os.path.join(target, "values.yaml")
     with open(values_path, encoding="utf-8") as handle:
         values = yaml.safe_load(handle)
@@ -219,8 +218,7 @@ class ChartMirror(testcluster.Service):
         return sock
 
     def _spawn(self, sock):
-        command = [sys.executable, os.path.abspath(__file__), "serve", "--dir", self.dir,
-                   "--fd", str(sock.fileno())]
+        command = launch.module_command("airgap.chart_mirror", "serve", "--dir", self.dir, "--fd", str(sock.fileno()))
         with open(self.log, "ab") as log:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                        pass_fds=(sock.fileno(),), start_new_session=True)

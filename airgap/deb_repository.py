@@ -10,7 +10,7 @@ host reads pkgs.k8s.io: a flat repository per minor version,
     DIR/v<major.minor>/deb/{InRelease, Release, Release.key, Packages, Packages.gz, *.deb}
 
 signed by a key made for the repository (kept in DIR/gnupg, reused on later runs).
-The packages carry the binaries from scripts/build_kubernetes.py's cache
+The packages carry the binaries from airgap/build_kubernetes.py's cache
 (${PLINTH_CACHE:-~/.cache/plinth}/kubernetes/v<version>/bin): kubeadm (with the kubeadm
 drop-in for kubelet), kubelet (with its unit), kubectl, and cri-tools (crictl). They are
 test fixtures with the same names, versions and file locations as the real packages, not
@@ -28,7 +28,8 @@ import sys
 import tempfile
 import time
 
-from artifact_mirror import default_cache, sha256_of  # the same cache and digests as the mirror
+from airgap import cache
+from airgap.artifact_mirror import sha256_of  # the same digests as the mirror
 
 REVISION = "1.1"
 KEY_NAME = "Plinth test package repository"
@@ -179,7 +180,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--version", required=True, help="Kubernetes release, e.g. 1.36.3")
     parser.add_argument("--output", required=True, help="repository root (served over HTTP)")
-    parser.add_argument("--cache", default=default_cache(), help="build cache of scripts/build_kubernetes.py")
+    parser.add_argument("--cache", default=cache.root(), help="build cache of airgap/build_kubernetes.py")
     parser.add_argument("--arch", default="amd64", help="Debian architecture of the binaries")
     args = parser.parse_args(argv)
 
@@ -198,7 +199,7 @@ def main(argv=None):
     for name, (pkg_version, depends, files, postinst) in packages(version, minor, bin_dir, release_dir).items():
         missing = [source for source, _ in files.values() if source.startswith("/") and not os.path.exists(source)]
         if missing:
-            sys.exit("deb_repository: not built: %s (run scripts/build_kubernetes.py --version %s)"
+            sys.exit("deb_repository: not built: %s (run airgap/build_kubernetes.py --version %s)"
                      % (", ".join(missing), version))
         path, fresh = build_deb(name, pkg_version, depends, files, postinst, args.arch, repo)
         built.append(fresh)

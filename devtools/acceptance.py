@@ -2,7 +2,7 @@
 """Acceptance: every Application's real upstream chart, rendered as Argo CD renders it, checked
 by a real kube-apiserver.
 
-    scripts/acceptance.py --charts DIR [--env production] [--skip APP[,APP]] [--allow-missing]
+    devtools/acceptance.py --charts DIR [--env production] [--skip APP[,APP]] [--allow-missing]
                           [--tree DIR] [--kube-version 1.36.3] [--helm PATH]
 
     make acceptance CHARTS_DIR=/srv/charts [ENV=staging] [ACCEPTANCE_ARGS="--skip store-api"]
@@ -19,7 +19,7 @@ by a real kube-apiserver.
    group/version (and group/version/Kind) the cluster would serve, that is the test API
    server's own plus those of every CRD and APIService in the whole render, and the
    Application's value files. Raw manifest folders (sources with `path`) are read too.
-4. A throwaway kube-apiserver (scripts/testcluster.py) gets every CRD of the render (server-side
+4. A throwaway kube-apiserver (testbed/testcluster.py) gets every CRD of the render (server-side
    apply) and every namespace; then every object is server-side applied with dryRun=All and
    fieldValidation=Strict. Unknown fields, wrong types and kinds the cluster does not serve
    are errors with the API server's own message; custom resources are checked against the
@@ -32,7 +32,7 @@ by a real kube-apiserver.
 
 Prints a table per Application and the errors verbatim; exits 1 on any error or missing chart
 (--allow-missing: missing charts are listed but do not fail). The API server's binaries come
-from scripts/build_kubernetes.py's cache (built on first use, about ten minutes).
+from airgap/build_kubernetes.py's cache (built on first use, about ten minutes).
 """
 
 import argparse
@@ -51,11 +51,8 @@ import urllib.request
 
 import yaml
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-
-import testcluster  # noqa: E402
+from airgap.launch import ROOT
+from testbed import testcluster
 
 FIELD_MANAGER = "plinth-acceptance"
 ANNOTATION_LIMIT = 262144  # bytes of all annotations together; last-applied holds the whole object

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # ansible-test for the plinth.platform collection, with the local Python only
 # and nothing fetched but from PyPI:
-#   scripts/ansible_test.sh sanity [ansible-test options...]
-#   scripts/ansible_test.sh units  [ansible-test options...]
+#   devtools/ansible_test.sh sanity [ansible-test options...]
+#   devtools/ansible_test.sh units  [ansible-test options...]
 # Sanity tests run in ansible-test's own virtual environments (cached under
 # ~/.ansible/test/venv, their packages from PyPI); units run in the project's
 # venv, which requirements.txt fills (pytest, pytest-xdist).
@@ -24,7 +24,7 @@ export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 unset PYTHONPATH  # ansible-test finds the collection from the working directory
 
 # ansible-test downloads get-pip.py from a site outside PyPI: give it one that uses PyPI's pip.
-python "$ROOT/scripts/ansible_test_pip.py"
+(cd "$ROOT" && python -m devtools.ansible_test_pip)
 
 cd "$COLLECTION"
 case $command in

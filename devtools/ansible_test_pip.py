@@ -8,7 +8,7 @@ error message tells you to save it). This writes a small stand-in there that
 installs pip from the pip wheel fetched from PyPI, so the whole run needs
 nothing but PyPI.
 
-    python scripts/ansible_test_pip.py      (run with the venv holding ansible-test)
+    python -m devtools.ansible_test_pip      (run with the venv holding ansible-test)
 """
 
 import glob
@@ -20,22 +20,22 @@ import types
 
 MARKER = "# Plinth stand-in for get-pip.py"
 
-STAND_IN = MARKER + ''' (scripts/ansible_test_pip.py): installs pip {version}
+STAND_IN = MARKER + ''' (devtools/ansible_test_pip.py): installs pip {version}
 # from the wheel beside this file, which came from PyPI. ansible-test runs it as
 #   GET_PIP=<this file> python quiet_pip.py [pip options] pip=={version} [--no-setuptools] [--no-wheel]
 import os
-import runpy
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARGS = sys.argv[1:]
 EXTRA = [name for name in ("setuptools", "wheel") if "--no-" + name not in ARGS]
-sys.path.insert(0, os.path.join(HERE, "{wheel}"))
 PACKAGES = [arg for arg in ARGS if arg not in ("--no-setuptools", "--no-wheel")] + EXTRA
 # pip itself comes from the wheel here; anything else from the index.
 LOCAL = ["--no-index"] if [arg for arg in PACKAGES if not arg.startswith("-")] == ["pip=={version}"] else []
-sys.argv = ["pip", "install", "--upgrade", "--force-reinstall", "--find-links", HERE] + LOCAL + PACKAGES
-runpy.run_module("pip", run_name="__main__", alter_sys=True)
+# A pip wheel runs as a zip application ("python pip.whl/pip"): pip installs itself from it.
+PIP = [sys.executable, os.path.join(HERE, "{wheel}", "pip")]
+sys.exit(subprocess.call(PIP + ["install", "--upgrade", "--force-reinstall", "--find-links", HERE] + LOCAL + PACKAGES))
 '''
 
 

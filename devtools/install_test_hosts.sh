@@ -2,7 +2,7 @@
 # Install what the real-host test scenarios need on the test machine (Debian):
 # systemd-nspawn, debootstrap, namespace and SSH tools, and the repository tools
 # the nodes scenario uses to serve a signed package repository, and the redis-server
-# that the test Argo CD (scripts/testargocd.py) caches in. Needs root.
+# that the test Argo CD (testbed/testargocd.py) caches in. Needs root.
 set -euo pipefail
 missing=()
 for tool in systemd-nspawn:systemd-container debootstrap:debootstrap ip:iproute2 ssh:openssh-client \

@@ -1,18 +1,17 @@
 """Write docs/inventory.md from the inventory schema, so the reference never drifts.
 
-    python scripts/inventory_reference.py [--check]
+    python -m devtools.inventory_reference [--check]
 """
 
 import json
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "collections"))
+from ansible_collections.plinth.platform.plugins.module_utils import schema as s
+from ansible_collections.plinth.platform.plugins.module_utils import spec
+from ansible_collections.plinth.platform.plugins.module_utils.components import registry
 
-from ansible_collections.plinth.platform.plugins.module_utils import schema as s  # noqa: E402
-from ansible_collections.plinth.platform.plugins.module_utils import spec  # noqa: E402
-from ansible_collections.plinth.platform.plugins.module_utils.components import registry  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TARGET = os.path.join(ROOT, "docs", "inventory.md")
 KIND = {"str": "string", "int": "integer", "bool": "boolean", "float": "number", "dict": "mapping",
@@ -21,7 +20,7 @@ KIND = {"str": "string", "int": "integer", "bool": "boolean", "float": "number",
 INTRO = """# Inventory reference
 
 Generated from the schema in `plugins/module_utils/spec.py` and the component modules by
-`scripts/inventory_reference.py`; `make test` fails when it is out of date.
+`devtools/inventory_reference.py`; `make test` fails when it is out of date.
 
 Every variable below is checked before anything is rendered or any host is touched. Unknown
 keys are errors, so a typo never passes silently. Where a default is shown the key may be
@@ -97,7 +96,7 @@ def main(argv):
     if "--check" in argv:
         with open(TARGET) as handle:
             if handle.read() != text:
-                sys.exit("docs/inventory.md is out of date: run python scripts/inventory_reference.py")
+                sys.exit("docs/inventory.md is out of date: run python -m devtools.inventory_reference")
         return
     os.makedirs(os.path.dirname(TARGET), exist_ok=True)
     with open(TARGET, "w") as handle:

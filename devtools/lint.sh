@@ -2,7 +2,7 @@
 # Lint the whole repository: yamllint (.yamllint) then ansible-lint (.ansible-lint,
 # profile production). Both run offline: ansible-lint finds plinth.platform through
 # ansible.cfg's collections_path and kubernetes.core in the `ansible` package.
-#   scripts/lint.sh
+#   devtools/lint.sh
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$ROOT/.venv}

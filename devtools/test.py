@@ -1,6 +1,6 @@
 """Run Plinth's whole test suite, stage by stage, and end with one tally line.
 
-    python scripts/test.py [stage ...]      stages: unit sanity units lint molecule nodes cluster gitops lab
+    python -m devtools.test [stage ...]      stages: unit sanity units lint molecule nodes cluster gitops lab
                                             (default: all of them)
 
 Pytest-based stages count their test cases (read from JUnit XML); other stages
@@ -21,7 +21,9 @@ BIN = os.path.dirname(sys.executable)
 def env():
     e = dict(os.environ)
     e["PATH"] = BIN + os.pathsep + e.get("PATH", "")
-    e["PYTHONPATH"] = os.path.join(ROOT, "collections")
+    # The repository's packages (airgap, testbed, devtools) and the collection, for every
+    # stage and each process it starts.
+    e["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "collections")])
     e["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
     e.setdefault("ANSIBLE_NOCOLOR", "1")
     e.setdefault("PY_COLORS", "0")
@@ -65,9 +67,9 @@ def stages(*runs):
 STAGES = {
     # The collection's own unit tests run once, through ansible-test in "units".
     "unit": pytest_stage([os.path.join(ROOT, "tests"), "--ignore", os.path.join(ROOT, "tests", "cluster")]),
-    "sanity": command_stage("bash", os.path.join(ROOT, "scripts", "ansible_test.sh"), "sanity"),
-    "units": command_stage("bash", os.path.join(ROOT, "scripts", "ansible_test.sh"), "units"),
-    "lint": command_stage("bash", os.path.join(ROOT, "scripts", "lint.sh")),
+    "sanity": command_stage("bash", os.path.join(ROOT, "devtools", "ansible_test.sh"), "sanity"),
+    "units": command_stage("bash", os.path.join(ROOT, "devtools", "ansible_test.sh"), "units"),
+    "lint": command_stage("bash", os.path.join(ROOT, "devtools", "lint.sh")),
     "molecule": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "render"),
     # Real Debian hosts (systemd-nspawn, root): preflight, nodes.yml and the control plane's files.
     "nodes": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "nodes"),

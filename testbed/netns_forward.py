@@ -7,7 +7,7 @@
     netns_forward.py run --netns NAME --listen 127.0.0.1:PORT --to HOST:PORT --pidfile PATH [--log PATH]
 
 The lab's addresses (the Kubernetes API's virtual IP among them) exist only inside the
-network namespaces scripts/testhosts.py creates, while kubectl, helm and Ansible run in the
+network namespaces testbed/testhosts.py creates, while kubectl, helm and Ansible run in the
 machine's own network. The forwarder binds its listening socket in the machine's network
 first and then moves itself into the namespace NAME (/run/netns/NAME), so the listener stays
 on the machine's loopback while every connection it opens to HOST:PORT starts inside the

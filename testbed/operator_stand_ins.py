@@ -7,7 +7,7 @@ once it has done its work, so Argo CD's health checks see what they would see in
     operator_stand_ins.py down --dir DIR                         stop it
 
 The loop reads, every two seconds, through the test cluster's admin credentials
-(scripts/testcluster.py's CLUSTER_DIR):
+(testbed/testcluster.py's CLUSTER_DIR):
 
 * ClusterSecretStore (external-secrets.io/v1): Ready, as External Secrets Operator reports
   a store it can use;
@@ -27,10 +27,8 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import testcluster  # noqa: E402  (process bookkeeping and the API client)
+from airgap import launch
+from testbed import testcluster  # process bookkeeping and the API client
 
 STATE_FILE = "state.json"
 INTERVAL = 2
@@ -114,7 +112,7 @@ def up(directory, cluster_dir):
             state = json.load(handle)
         if testcluster.is_ours(state["process"]):
             return state
-    command = [sys.executable, os.path.abspath(__file__), "run", "--cluster", cluster_dir]
+    command = launch.module_command("testbed.operator_stand_ins", "run", "--cluster", cluster_dir)
     state = {"process": testcluster.start_process("operator-stand-ins", command, directory)}
     with open(path, "w") as handle:
         json.dump(state, handle)

@@ -1,6 +1,6 @@
 """Register a Node object for each host of the scenario's cluster, as its kubelet would.
 
-    python register_nodes.py --dir CLUSTER_DIR --control-plane cp-1,cp-2 --nodes gw-1,worker-1 \
+    python -m testbed.register_nodes --dir CLUSTER_DIR --control-plane cp-1,cp-2 --nodes gw-1,worker-1 \
         [--addresses cp-1=192.0.2.11,...] [--serving-certs]
 
 Control-plane nodes also get kubeadm's label and taint. Nodes that exist are left alone;
@@ -15,12 +15,9 @@ Prints "requested N" too.
 import argparse
 import base64
 import ipaddress
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
-
-import testcluster  # noqa: E402
+from testbed import testcluster
 
 CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 SIGNER = "kubernetes.io/kubelet-serving"

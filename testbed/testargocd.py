@@ -42,7 +42,7 @@ From Python (tests):
     with TestArgoCD(path, cluster.admin_conf, seed_config=True) as argocd:
         argocd.api.request("POST", "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications", app)
 
-The binary comes from scripts/build_argocd.py's cache
+The binary comes from airgap/build_argocd.py's cache
 (${PLINTH_CACHE:-~/.cache/plinth}/argocd/v<version>/); `up` builds it when missing
 (12-20 minutes cold). The repo-server finds helm next to this Python (the project's
 venv) and git on PATH.
@@ -64,12 +64,9 @@ import time
 import urllib.error
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import build_argocd  # noqa: E402  (sibling scripts, not a package)
-import netns_forward  # noqa: E402
-import testcluster  # noqa: E402
+from airgap import build_argocd, launch
+from airgap.cache import root as cache_root
+from testbed import netns_forward, testcluster
 
 DEFAULT_VERSION = build_argocd.DEFAULT_VERSION
 NAMESPACE = "argocd"
@@ -119,8 +116,7 @@ def ensure_binaries(version, cache):
     if found:
         return found
     log("building Argo CD %s (a cold build takes 12-20 minutes)" % version)
-    command = [sys.executable, os.path.join(HERE, "build_argocd.py"), "--version", version,
-               "--cache", cache]
+    command = launch.module_command("airgap.build_argocd", "--version", version, "--cache", cache)
     if subprocess.call(command) != 0:
         raise ArgoCDError("building Argo CD failed: %s" % " ".join(command))
     found = find_binaries(version, cache)
@@ -131,7 +127,7 @@ def ensure_binaries(version, cache):
 
 def tools_path(bin_dir):
     """PATH for the repo-server: git-verify-wrapper.sh, the project's helm, git."""
-    parts = [bin_dir, os.path.dirname(sys.executable), os.path.join(os.path.dirname(HERE), ".venv", "bin")]
+    parts = [bin_dir, os.path.dirname(sys.executable), os.path.join(launch.ROOT, ".venv", "bin")]
     parts += os.environ.get("PATH", "").split(os.pathsep)
     path = os.pathsep.join(dict.fromkeys(p for p in parts if p))
     missing = [tool for tool in ("git", "helm") if shutil.which(tool, path=path) is None]
@@ -369,7 +365,7 @@ class TestArgoCD(testcluster.Service):
         self.dir = os.path.abspath(directory)
         self.kubeconfig = os.path.abspath(kubeconfig)
         self.version = version.lstrip("v")
-        self.cache = os.path.abspath(cache or testcluster.default_cache())
+        self.cache = os.path.abspath(cache or cache_root())
         self.seed_config = seed_config
         self.namespace = namespace
         self.app_resync = app_resync
@@ -416,7 +412,7 @@ class TestArgoCD(testcluster.Service):
                 os.unlink(ready_path)
             # Inside the namespace the controller serves metrics on the same port number.
             self._run(state, "netns-relay", [
-                sys.executable, os.path.abspath(__file__), "relay", "--ready-file", ready_path,
+                *launch.module_command("testbed.testargocd"), "relay", "--ready-file", ready_path,
                 "--inward", ",".join(str(p) for p in (api_port, ports["redis"], ports["repo_server"])),
                 "--outward", "%d=%d" % (ports["controller_metrics"], ports["controller_metrics"])],
                 lambda: os.path.exists(ready_path), timeout)
@@ -564,7 +560,7 @@ def main(argv=None):
     parser.add_argument("--dir", help="Argo CD's directory (state, logs, repo-server's clones)")
     parser.add_argument("--kubeconfig", help="up: the cluster's admin kubeconfig")
     parser.add_argument("--version", default=DEFAULT_VERSION, help="Argo CD release (default %(default)s)")
-    parser.add_argument("--cache", default=testcluster.default_cache(),
+    parser.add_argument("--cache", default=cache_root(),
                         help="build cache (default: $PLINTH_CACHE or ~/.cache/plinth)")
     parser.add_argument("--seed-config", action="store_true",
                         help="up: create an empty argocd-cm and the AppProject default where "

@@ -26,7 +26,7 @@ From Python (tests, benchmarks):
         cluster.register_nodes([{"name": "cp-1", "control_plane": True}, {"name": "w-1"}])
         cluster.api.request("GET", "/api/v1/nodes")
 
-Binaries come from scripts/build_kubernetes.py's cache
+Binaries come from airgap/build_kubernetes.py's cache
 (${PLINTH_CACHE:-~/.cache/plinth}/kubernetes/v<version>/bin, .../etcd/v<etcd>/bin and,
 for --pods, .../kwok/v<kwok>/bin with the Stages kwok follows in .../kwok/v<kwok>/stages).
 Certificates need the `cryptography` package (a dependency of ansible-core).
@@ -49,10 +49,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import build_kubernetes  # noqa: E402  (its kwok release and Stage layout)
+from airgap import build_kubernetes  # its kwok release and Stage layout
+from airgap import cache as build_cache
+from airgap import launch
 
 DEFAULT_VERSION = "1.36.3"
 CONTROL_PLANE_BINARIES = ("kube-apiserver", "kube-controller-manager")
@@ -84,10 +83,6 @@ class ClusterError(Exception):
 
 def log(message):
     print("testcluster: %s" % message, file=sys.stderr, flush=True)
-
-
-def default_cache():
-    return os.environ.get("PLINTH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "plinth")
 
 
 # --- binaries --------------------------------------------------------------------
@@ -126,8 +121,8 @@ def ensure_binaries(version, cache, pods=False):
         return found
     targets = CONTROL_PLANE_BINARIES + ((SCHEDULER,) if pods else ()) + ("etcd",) + ((KWOK,) if pods else ())
     log("building %s for %s (a cold build takes about ten minutes)" % (", ".join(targets), version))
-    command = [sys.executable, os.path.join(HERE, "build_kubernetes.py"), "--version", version,
-               "--cache", cache, "--no-crictl", "--binaries", ",".join(targets)]
+    command = launch.module_command("airgap.build_kubernetes", "--version", version,
+                                    "--cache", cache, "--no-crictl", "--binaries", ",".join(targets))
     if subprocess.call(command) != 0:
         raise ClusterError("building the control-plane binaries failed: %s" % " ".join(command))
     found = find_binaries(version, cache, pods)
@@ -453,7 +448,7 @@ class TestCluster(Service):
     def __init__(self, directory, version=DEFAULT_VERSION, cache=None, pods=False):
         self.dir = os.path.abspath(directory)
         self.version = version.lstrip("v")
-        self.cache = os.path.abspath(cache or default_cache())
+        self.cache = os.path.abspath(cache or build_cache.root())
         self.pods = pods
         self.pki = os.path.join(self.dir, "pki")
         self.admin_conf = os.path.join(self.dir, "admin.conf")
@@ -688,7 +683,7 @@ def main(argv=None):
     parser.add_argument("command", choices=("up", "down", "status"))
     parser.add_argument("--dir", required=True, help="the cluster's directory (state, certs, data, logs)")
     parser.add_argument("--version", default=DEFAULT_VERSION, help="Kubernetes version (default %(default)s)")
-    parser.add_argument("--cache", default=default_cache(), help="build cache (default: $PLINTH_CACHE or ~/.cache/plinth)")
+    parser.add_argument("--cache", default=build_cache.root(), help="build cache (default: $PLINTH_CACHE or ~/.cache/plinth)")
     parser.add_argument("--pods", action="store_true",
                         help="up: also run kube-scheduler and kwok, so pods are placed on the "
                              "registered Nodes and go Running and Ready")

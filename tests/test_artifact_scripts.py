@@ -6,16 +6,11 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import urllib.request
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-
-import artifact_mirror  # noqa: E402
-import build_kubernetes  # noqa: E402
+from airgap import artifact_mirror, build_kubernetes, launch
 
 KUBERNETES_GO_MOD = """\
 // generated
@@ -206,7 +201,7 @@ def cache(tmp_path):
 
 
 def run_mirror(*args):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "artifact_mirror.py")]
+    return subprocess.run(launch.module_command("airgap.artifact_mirror")
                           + list(args), capture_output=True, text=True, check=True).stdout
 
 
@@ -264,7 +259,7 @@ def test_layout_of_cni_plugins_can_be_chosen_or_left_out(cache, tmp_path):
     run_mirror("--mirror", str(mirror), "layout", "--version", "1.36.3", "--cache", str(cache),
                "--no-cni-plugins")
     assert not (mirror / "cni-plugins").exists()
-    missing = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "artifact_mirror.py"),
+    missing = subprocess.run(launch.module_command("airgap.artifact_mirror") + [
                               "--mirror", str(mirror), "layout", "--version", "1.36.3",
                               "--cache", str(cache), "--cni-plugins", "1.8.0"],
                              capture_output=True, text=True)

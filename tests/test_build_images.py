@@ -1,4 +1,4 @@
-"""The OCI image tarballs of scripts/build_images.py and their place in the artifact mirror.
+"""The OCI image tarballs of airgap/build_images.py and their place in the artifact mirror.
 
 No Go, network or containerd here: the images are made from small stand-in files, and what
 is checked is the format containerd reads (the real import runs in the molecule `nodes`
@@ -11,15 +11,11 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tarfile
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-
-import build_images  # noqa: E402
+from airgap import build_images, launch
 
 REFERENCE = "registry.k8s.io/etcd:3.6.8-0"
 
@@ -151,7 +147,7 @@ def image_cache(tmp_path, binary):
 
 
 def layout(*args):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "artifact_mirror.py")]
+    return subprocess.run(launch.module_command("airgap.artifact_mirror")
                           + list(args), capture_output=True, text=True)
 
 

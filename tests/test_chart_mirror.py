@@ -1,4 +1,4 @@
-"""The stand-in chart mirror, for real: scripts/chart_mirror.py serves the stand-in charts on
+"""The stand-in chart mirror, for real: airgap/chart_mirror.py serves the stand-in charts on
 127.0.0.1, helm pulls each pinned name and version from it, and the pulled charts render the
 production values files the way the gitops scenario needs (values read back from a ConfigMap,
 CRDs too large for client-side apply, Argo CD's settings objects, no object that needs a kubelet)."""
@@ -16,12 +16,9 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "scripts", "chart_mirror.py")
 CHARTS = os.path.join(ROOT, "molecule", "gitops", "charts")
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-
-import chart_mirror  # noqa: E402
-import testcluster  # noqa: E402
+from airgap import chart_mirror, launch
+from testbed import testcluster
 
 ANNOTATION_LIMIT = 262144  # bytes: client-side apply's last-applied-configuration must fit
 # What can turn Healthy on an API server without kubelets.
@@ -247,7 +244,7 @@ def test_app_chart_renders_a_cluster_role_or_deployment_only_when_asked(pulled, 
 # --- the command line --------------------------------------------------------------------
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, SCRIPT] + list(args), capture_output=True, text=True, check=False)
+    return subprocess.run(launch.module_command("airgap.chart_mirror", *args), capture_output=True, text=True, check=False)
 
 
 def listening(url):

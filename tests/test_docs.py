@@ -8,13 +8,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_inventory_reference_is_up_to_date():
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "inventory_reference.py"), "--check"],
+    result = subprocess.run([sys.executable, "-m", "devtools.inventory_reference", "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 
 def test_readme_names_every_component_release():
-    sys.path.insert(0, os.path.join(ROOT, "collections"))
     from ansible_collections.plinth.platform.plugins.module_utils.components import registry
     with open(os.path.join(ROOT, "README.md")) as handle:
         readme = handle.read()

@@ -48,16 +48,10 @@ __metaclass__ = type
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-COLLECTIONS = os.path.join(REPO, "collections")
 CORPUS = os.path.join(HERE, "invalid")
 BASE = os.path.join(REPO, "inventories", "production")
 CASE_KEYS = frozenset(("description", "set", "unset", "rename", "groups", "hostvars",
                        "expect", "expect_e2e", "forbid", "render_dir"))
-
-# This folder is its own pytest root: make the in-repo collection importable
-# however pytest was started.
-if COLLECTIONS not in sys.path:
-    sys.path.insert(0, COLLECTIONS)
 
 from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError  # noqa: E402
 from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec  # noqa: E402

@@ -16,11 +16,10 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "scripts", "netns_forward.py")
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from testbed import netns_forward
 
-import netns_forward  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "testbed", "netns_forward.py")
 
 EOF_MARK = b"<client-eof>"
 # Echoes every byte; once the client has shut down writing, sends EOF_MARK and closes. So a

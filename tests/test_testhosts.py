@@ -4,15 +4,11 @@ placement. Booting hosts needs root and systemd-nspawn: the `nodes` scenario doe
 import argparse
 import os
 import stat
-import sys
 
 import pytest
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-
-import testhosts  # noqa: E402
+from testbed import testhosts
 
 
 def layout(hosts=testhosts.DEFAULT_HOSTS, subnet="10.123.0.0/24", prefix="plinth", root="copy"):

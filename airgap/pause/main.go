@@ -6,7 +6,7 @@
 // processes that the kernel hands to it as the namespace's first process, and
 // exits cleanly when the runtime stops the sandbox with SIGINT or SIGTERM.
 //
-// Built static (CGO_ENABLED=0) by scripts/build_images.py into the image
+// Built static (CGO_ENABLED=0) by airgap/build_images.py into the image
 // tagged as the sandbox image kubeadm expects.
 package main
 

@@ -4,7 +4,7 @@
     kill_during_join.py --prefix P --host NAME [--timeout S] -- COMMAND...
 
 Starts COMMAND (ansible-playbook site.yml ...) in a process group of its own, polls the
-host (through scripts/testhosts.py exec) until `kubeadm join` runs there and has written
+host (through testbed/testhosts.py exec) until `kubeadm join` runs there and has written
 /etc/kubernetes/bootstrap-kubelet.conf (the kubelet's TLS bootstrap has begun), then kills
 the whole command with SIGKILL and the host's kubeadm too, as a crashed controller or a
 power cut would leave it: a half-joined node. Exits 0 only when the kill happened during
@@ -18,10 +18,7 @@ import subprocess
 import sys
 import time
 
-SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts")
-sys.path.insert(0, SCRIPTS)
-
-import lab  # noqa: E402
+from testbed import lab  # the repository root is on PYTHONPATH (side_effect.yml)
 
 # kubeadm join runs and has begun the kubelet's TLS bootstrap.
 MID_JOIN = "pgrep -f 'kubeadm join' >/dev/null && test -e /etc/kubernetes/bootstrap-kubelet.conf"

@@ -1,18 +1,12 @@
 """One real control plane (etcd, kube-apiserver, kube-controller-manager) for the session.
 
-The binaries come from scripts/build_kubernetes.py's cache; a cold cache builds them
+The binaries come from airgap/build_kubernetes.py's cache; a cold cache builds them
 first (about ten minutes), after that the cluster is ready in seconds.
 """
 
-import os
-import sys
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-
-import testcluster  # noqa: E402
+from testbed import testcluster
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""scripts/acceptance.py against the session's real kube-apiserver, with small charts written here.
+"""devtools/acceptance.py against the session's real kube-apiserver, with small charts written here.
 
 Each test has its own Applications, namespaces and CRD group (a prefix), so tests sharing the
 API server do not see each other's objects.
@@ -12,7 +12,7 @@ import tarfile
 import pytest
 import yaml
 
-import acceptance
+from devtools import acceptance
 
 ENV = "test"
 PREFIXES = ("acc-%02d" % n for n in itertools.count(1))

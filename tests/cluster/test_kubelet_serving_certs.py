@@ -11,10 +11,9 @@ import time
 import pytest
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "molecule", "cluster"))
+from testbed import register_nodes
 
-import register_nodes  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CSR_PATH = register_nodes.CSR_PATH
 

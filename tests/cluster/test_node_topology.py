@@ -6,14 +6,11 @@ for the control plane) would, and an inventory whose node pools cover them.
 
 import copy
 import json
-import os
 
 import pytest
 
-import bench_topology
-import testcluster
+from testbed import testcluster, topology
 
-COLLECTIONS = os.path.join(bench_topology.ROOT, "collections")
 OPERATOR_LABEL = "operator.example.com/managed"
 OPERATOR_TAINT = {"key": "operator.example.com/maintenance", "value": "yes", "effect": "NoExecute"}
 
@@ -23,13 +20,13 @@ class Env:
 
     def __init__(self, cluster, directory, prefix, size=5):
         self.cluster = cluster
-        self.groups = bench_topology.layout(prefix, size)
-        self.pools = copy.deepcopy(bench_topology.DEFAULT_POOLS)
+        self.groups = topology.layout(prefix, size)
+        self.pools = copy.deepcopy(topology.DEFAULT_POOLS)
         self.inventory = str(directory / "inventory")
         self.write()
 
     def write(self):
-        bench_topology.write_inventory(self.inventory, self.groups, self.pools)
+        topology.write_inventory(self.inventory, self.groups, self.pools)
 
     def host(self, group, index=0):
         return self.groups[group][index]
@@ -42,7 +39,7 @@ class Env:
         self.cluster.register_nodes(nodes)
 
     def play(self, *args):
-        seconds, output = bench_topology.run_playbook(self.inventory, self.cluster.admin_conf, *args)
+        seconds, output = topology.run_playbook(self.inventory, self.cluster.admin_conf, *args)
         task = [t for t in output["plays"][0]["tasks"] if "apply | Apply labels" in t["task"]["name"]][0]
         return task["hosts"]["localhost"]
 
@@ -201,10 +198,9 @@ def test_missing_nodes_fail_by_name_and_nothing_changes(env):
     assert "node.kong.gateway" not in env.labels(env.host("kong_nodes"))
 
 
-def test_a_taint_written_between_read_and_apply_is_not_lost(env, monkeypatch):
+def test_a_taint_written_between_read_and_apply_is_not_lost(env):
     """The apply carries the resourceVersion it planned from: a concurrent writer makes it fail, and
     the module reads the node again instead of overwriting the writer's taint."""
-    monkeypatch.syspath_prepend(COLLECTIONS)
     from ansible_collections.plinth.platform.plugins.module_utils.kube_api import Api
     from ansible_collections.plinth.platform.plugins.modules import node_topology as module
 

@@ -1,6 +1,6 @@
 """A real Argo CD against the test cluster: a git repository in, objects in the cluster out.
 
-The controller and repo-server come from scripts/build_argocd.py's cache (built first
+The controller and repo-server come from airgap/build_argocd.py's cache (built first
 when missing, 12-20 minutes cold); the tests run in file order on one Application.
 """
 
@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-import testargocd
-import testcluster
+from testbed import testargocd, testcluster
 
 POLL_TIMEOUT = 120
 APP_PATH = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"

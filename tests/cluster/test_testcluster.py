@@ -3,14 +3,13 @@
 import os
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
-import testcluster
+from airgap import launch
+from testbed import testcluster
 
-SCRIPT = os.path.join(os.path.dirname(testcluster.__file__), "testcluster.py")
 
 
 def status_of(call):
@@ -97,7 +96,7 @@ def port_open(port):
 def test_cli_up_status_down_leaves_nothing_running(cluster, tmp_path):
     """A second cluster beside the session's one, driven through the command line."""
     directory = str(tmp_path / "second")
-    run = lambda *args: subprocess.run([sys.executable, SCRIPT] + list(args) + ["--dir", directory],
+    run = lambda *args: subprocess.run(launch.module_command("testbed.testcluster", *args, "--dir", directory),
                                        capture_output=True, text=True)
     up = run("up")
     assert up.returncode == 0, up.stderr

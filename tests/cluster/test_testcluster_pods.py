@@ -5,15 +5,13 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
-import build_kubernetes
-import testcluster
+from airgap import build_kubernetes, launch
+from testbed import testcluster
 
-SCRIPT = os.path.join(os.path.dirname(testcluster.__file__), "testcluster.py")
 NAMESPACE = "pods-test"
 CONTROL_PLANE = "pods-cp-1"
 GATEWAY = "pods-gw-1"
@@ -263,7 +261,7 @@ def test_cli_up_with_pods_then_down_leaves_nothing_running(tmp_path):
     directory = str(tmp_path / "cli-pods")
 
     def run(*args):
-        return subprocess.run([sys.executable, SCRIPT] + list(args) + ["--dir", directory],
+        return subprocess.run(launch.module_command("testbed.testcluster", *args, "--dir", directory),
                               capture_output=True, text=True)
 
     up = run("up", "--pods")
