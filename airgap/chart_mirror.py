@@ -36,8 +36,7 @@ import urllib.request
 
 import yaml
 
-from airgap import launch
-from testbed import testcluster  # process bookkeeping shared with the test control plane
+from airgap import launch, processes
 
 ROOT = launch.ROOT
 
@@ -161,7 +160,7 @@ def serve(repo, fd):
         server.server_close()
 
 
-class ChartMirror(testcluster.Service):
+class ChartMirror(processes.Service):
     """The stand-in chart repository whose files all live under ``directory``."""
 
     def __init__(self, directory, charts=DEFAULT_CHARTS, port=0, helm=None):
@@ -174,7 +173,7 @@ class ChartMirror(testcluster.Service):
 
     def _running(self):
         state = self.state()
-        if state and state.get("process") and testcluster.is_ours(state["process"]):
+        if state and state.get("process") and processes.is_ours(state["process"]):
             return state
         return None
 
@@ -223,7 +222,7 @@ class ChartMirror(testcluster.Service):
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                        pass_fds=(sock.fileno(),), start_new_session=True)
         return {"name": "chart-mirror", "pid": process.pid,
-                "start_time": testcluster.process_start_time(process.pid), "command": command}
+                "start_time": processes.process_start_time(process.pid), "command": command}
 
     def _wait_ready(self, state):
         deadline = time.monotonic() + READY_TIMEOUT
@@ -233,7 +232,7 @@ class ChartMirror(testcluster.Service):
                     response.read()
                 return
             except (OSError, urllib.error.URLError) as error:
-                if time.monotonic() > deadline or not testcluster.is_ours(state["process"]):
+                if time.monotonic() > deadline or not processes.is_ours(state["process"]):
                     self.stop()
                     raise MirrorError("chart mirror not serving %s (%s); see %s"
                                       % (state["url"], error, self.log)) from error
@@ -243,8 +242,8 @@ class ChartMirror(testcluster.Service):
         state = self.state()
         if not state or not state.get("process"):
             return
-        testcluster.stop_processes([state["process"]])
-        if testcluster.is_ours(state["process"]):
+        processes.stop_processes([state["process"]])
+        if processes.is_ours(state["process"]):
             raise MirrorError("chart mirror still running (pid %d)" % state["process"]["pid"])
         state["process"] = None
         self._save(state)

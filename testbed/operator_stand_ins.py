@@ -27,8 +27,8 @@ import os
 import sys
 import time
 
-from airgap import launch
-from testbed import testcluster  # process bookkeeping and the API client
+from airgap import launch, processes
+from testbed import testcluster  # the API client
 
 STATE_FILE = "state.json"
 INTERVAL = 2
@@ -110,10 +110,10 @@ def up(directory, cluster_dir):
     if os.path.exists(path):
         with open(path) as handle:
             state = json.load(handle)
-        if testcluster.is_ours(state["process"]):
+        if processes.is_ours(state["process"]):
             return state
     command = launch.module_command("testbed.operator_stand_ins", "run", "--cluster", cluster_dir)
-    state = {"process": testcluster.start_process("operator-stand-ins", command, directory)}
+    state = {"process": processes.start_process("operator-stand-ins", command, directory)}
     with open(path, "w") as handle:
         json.dump(state, handle)
     return state
@@ -125,8 +125,8 @@ def down(directory):
         return
     with open(path) as handle:
         state = json.load(handle)
-    testcluster.stop_processes([state["process"]])
-    if testcluster.is_ours(state["process"]):
+    processes.stop_processes([state["process"]])
+    if processes.is_ours(state["process"]):
         sys.exit("operator stand-ins still running (pid %d)" % state["process"]["pid"])
     os.remove(path)
 

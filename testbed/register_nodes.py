@@ -17,7 +17,7 @@ import base64
 import ipaddress
 import sys
 
-from testbed import testcluster
+from testbed import pki, testcluster
 
 CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 SIGNER = "kubernetes.io/kubelet-serving"
@@ -48,7 +48,7 @@ def serving_request(name, address=None):
 def request_serving_cert(cluster, name, address=None):
     """Ask for ``name``'s serving certificate with the node's own credentials."""
     client = "node-" + name
-    testcluster.write_client_cert(cluster.pki, client, "system:node:" + name, ["system:nodes"])
+    pki.write_client_cert(cluster.pki, client, "system:node:" + name, ["system:nodes"])
     body = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
             "metadata": {"generateName": "csr-"},
             "spec": {"signerName": SIGNER, "request": base64.b64encode(serving_request(name, address)).decode(),

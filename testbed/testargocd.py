@@ -64,9 +64,9 @@ import time
 import urllib.error
 import urllib.request
 
-from airgap import build_argocd, launch
+from airgap import build_argocd, launch, processes
 from airgap.cache import root as cache_root
-from testbed import netns_forward, testcluster
+from testbed import netns_forward, pki, testcluster
 
 DEFAULT_VERSION = build_argocd.DEFAULT_VERSION
 NAMESPACE = "argocd"
@@ -167,7 +167,7 @@ def api_from_kubeconfig(path, files_dir):
         if not data:
             return None
         target = os.path.join(files_dir, name)
-        testcluster._write(target, base64.b64decode(data))  # pylint: disable=protected-access
+        pki.write_file(target, base64.b64decode(data))
         return target
     return testcluster.Api(
         cluster["server"],
@@ -332,7 +332,7 @@ def exited(entry):
         os.waitpid(entry["pid"], os.WNOHANG)
     except ChildProcessError:
         pass
-    return not testcluster.is_ours(entry)
+    return not processes.is_ours(entry)
 
 
 def port_open(port):
@@ -354,7 +354,7 @@ def http_ok(url):
         return response.status == 200
 
 
-class TestArgoCD(testcluster.Service):
+class TestArgoCD(processes.Service):
     """Argo CD's controller and repo-server (and a redis) for the cluster of ``kubeconfig``;
     its files all live under ``directory``."""
 
@@ -382,7 +382,7 @@ class TestArgoCD(testcluster.Service):
     # lifecycle -------------------------------------------------------------------------
     def start(self, timeout=READY_TIMEOUT):
         state = self.state()
-        if state and any(testcluster.is_ours(e) for e in state["processes"]):
+        if state and any(processes.is_ours(e) for e in state["processes"]):
             raise ArgoCDError("Argo CD is already running from %s (run down first)" % self.dir)
         if os.geteuid() != 0:
             raise ArgoCDError("must run as root: the controller gets a network namespace of its own")
@@ -393,9 +393,9 @@ class TestArgoCD(testcluster.Service):
             os.makedirs(os.path.join(self.dir, sub), mode=0o700, exist_ok=True)
         self._api = None
         self.prepare_cluster(binaries["crds"])
-        ports = {"redis": testcluster.free_port(), "repo_server": testcluster.free_port(),
-                 "repo_server_metrics": testcluster.free_port(),
-                 "controller_metrics": testcluster.free_port()}
+        ports = {"redis": processes.free_port(), "repo_server": processes.free_port(),
+                 "repo_server_metrics": processes.free_port(),
+                 "controller_metrics": processes.free_port()}
         api_port = int(self.api.server.rsplit(":", 1)[1])
         state = {"kubeconfig": self.kubeconfig, "namespace": self.namespace, "ports": ports,
                  "version": self.version, "bin_dir": binaries["bin_dir"], "processes": []}
@@ -422,7 +422,7 @@ class TestArgoCD(testcluster.Service):
                       lambda: http_ok("http://127.0.0.1:%d/healthz" % ports["controller_metrics"]),
                       timeout, self._env(path, controller=True))
         except BaseException:
-            testcluster.stop_processes(state["processes"])
+            processes.stop_processes(state["processes"])
             raise
         state["ready_seconds"] = round(time.monotonic() - started, 2)
         self._save(state)
@@ -509,7 +509,7 @@ class TestArgoCD(testcluster.Service):
                 "--logformat", "text", "--loglevel", "info"]
 
     def _run(self, state, name, command, probe, timeout, env=None):
-        entry = testcluster.start_process(name, command, os.path.join(self.dir, "logs"), env)
+        entry = processes.start_process(name, command, os.path.join(self.dir, "logs"), env)
         state["processes"].append(entry)
         self._save(state)
         deadline = time.monotonic() + timeout
@@ -517,7 +517,7 @@ class TestArgoCD(testcluster.Service):
         while time.monotonic() < deadline:
             for running in state["processes"]:
                 if exited(running):
-                    tail = testcluster._tail(running["log"])  # pylint: disable=protected-access
+                    tail = processes.tail(running["log"])
                     raise ArgoCDError("%s exited; see %s:\n%s" % (running["name"], running["log"], tail))
             try:
                 if probe():
@@ -531,8 +531,8 @@ class TestArgoCD(testcluster.Service):
         state = self.state()
         if not state:
             return
-        testcluster.stop_processes(state["processes"])
-        state["processes"] = [e for e in state["processes"] if testcluster.is_ours(e)]
+        processes.stop_processes(state["processes"])
+        state["processes"] = [e for e in state["processes"] if processes.is_ours(e)]
         self._save(state)
         if state["processes"]:
             raise ArgoCDError("still running: %s" % ", ".join(
@@ -542,7 +542,7 @@ class TestArgoCD(testcluster.Service):
         state = self.state()
         if not state:
             return {"running": [], "ready": False}
-        running = [e["name"] for e in state["processes"] if testcluster.is_ours(e)]
+        running = [e["name"] for e in state["processes"] if processes.is_ours(e)]
         ports = state["ports"]
         try:
             ready = (port_open(ports["repo_server"])

@@ -33,14 +33,10 @@ Certificates need the `cryptography` package (a dependency of ansible-core).
 """
 
 import argparse
-import base64
-import datetime
 import glob
 import ipaddress
 import json
 import os
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -52,6 +48,8 @@ import urllib.request
 from airgap import build_kubernetes  # its kwok release and Stage layout
 from airgap import cache as build_cache
 from airgap import launch
+from airgap.processes import Service, free_port, is_ours, start_process, stop_processes, tail
+from testbed.pki import kubeconfig, write_client_cert, write_file, write_pki
 
 DEFAULT_VERSION = "1.36.3"
 CONTROL_PLANE_BINARIES = ("kube-apiserver", "kube-controller-manager")
@@ -62,9 +60,7 @@ POD_CIDR = "10.244.0.0/16"
 # The kubelet's default; kwok renews each Node's Lease in kube-node-lease well within it.
 NODE_LEASE_SECONDS = 40
 SERVICE_CIDR = "10.96.0.0/12"
-STATE_FILE = "state.json"
 READY_TIMEOUT = 120
-STOP_TIMEOUT = 15
 # Nodes registered here have no kubelet posting status: the node lifecycle controller
 # would mark them unreachable and taint them halfway through a test.
 CONTROLLERS = "*,-node-lifecycle-controller"
@@ -131,182 +127,7 @@ def ensure_binaries(version, cache, pods=False):
     return found
 
 
-# --- certificates ----------------------------------------------------------------
-
-def _crypto():
-    # Imported late so `down` and `status` work without the package.
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    return x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID
-
-
-def _write(path, data, mode=0o600):
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as handle:
-        handle.write(data)
-
-
-def _key_pem(key):
-    _, _, serialization, _, _, _ = _crypto()
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def _cert_pem(cert):
-    _, _, serialization, _, _, _ = _crypto()
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _certificate(subject_cn, issuer, issuer_key, key, organisations=(), ca=False, server=None):
-    x509, hashes, _, _, eku, name_oid = _crypto()
-    attributes = [x509.NameAttribute(name_oid.ORGANIZATION_NAME, o) for o in organisations]
-    subject = x509.Name(attributes + [x509.NameAttribute(name_oid.COMMON_NAME, subject_cn)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder()
-               .subject_name(subject)
-               .issuer_name(issuer.subject if issuer else subject)
-               .public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=2))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if ca:
-        builder = builder.add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), critical=True)
-    else:
-        usage = eku.SERVER_AUTH if server else eku.CLIENT_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(server), critical=False)
-    return builder.sign(issuer_key or key, hashes.SHA256())
-
-
-def _new_key():
-    _, _, _, ec, _, _ = _crypto()
-    # P-256: a fraction of RSA's key generation time, and every component accepts it.
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def write_pki(pki, service_ip):
-    """CA, apiserver serving cert, service-account key pair and client certs, in ``pki``."""
-    x509, _, serialization, _, _, _ = _crypto()
-    os.makedirs(pki, mode=0o700, exist_ok=True)
-    ca_key = _new_key()
-    ca = _certificate("plinth-test-ca", None, None, ca_key, ca=True)
-    _write(os.path.join(pki, "ca.key"), _key_pem(ca_key))
-    _write(os.path.join(pki, "ca.crt"), _cert_pem(ca), 0o644)
-
-    serving_key = _new_key()
-    names = [x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default",
-                                       "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")]
-    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", service_ip)]
-    serving = _certificate("kube-apiserver", ca, ca_key, serving_key, server=names)
-    _write(os.path.join(pki, "apiserver.key"), _key_pem(serving_key))
-    _write(os.path.join(pki, "apiserver.crt"), _cert_pem(serving), 0o644)
-
-    sa_key = _new_key()
-    _write(os.path.join(pki, "sa.key"), _key_pem(sa_key))
-    _write(os.path.join(pki, "sa.pub"), sa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
-
-    clients = {
-        "admin": ("kubernetes-admin", ("system:masters",)),
-        "controller-manager": ("system:kube-controller-manager", ()),
-    }
-    for name, (common_name, groups) in clients.items():
-        write_client_cert(pki, name, common_name, groups, ca=ca, ca_key=ca_key)
-
-
-def write_client_cert(pki, name, common_name, groups=(), ca=None, ca_key=None):
-    """``pki/<name>.crt`` and ``.key``: a client certificate for user ``common_name``."""
-    x509, _, serialization, _, _, _ = _crypto()
-    if ca is None:
-        with open(os.path.join(pki, "ca.crt"), "rb") as handle:
-            ca = x509.load_pem_x509_certificate(handle.read())
-        with open(os.path.join(pki, "ca.key"), "rb") as handle:
-            ca_key = serialization.load_pem_private_key(handle.read(), None)
-    key = _new_key()
-    cert = _certificate(common_name, ca, ca_key, key, organisations=groups)
-    _write(os.path.join(pki, name + ".key"), _key_pem(key))
-    _write(os.path.join(pki, name + ".crt"), _cert_pem(cert), 0o644)
-
-
-def kubeconfig(server, pki, client, cluster_name="plinth-test"):
-    """A kubeconfig document (JSON is YAML) with the client's certificate embedded."""
-    def b64(name):
-        with open(os.path.join(pki, name), "rb") as handle:
-            return base64.b64encode(handle.read()).decode("ascii")
-    user = "%s@%s" % (client, cluster_name)
-    return {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": {
-            "server": server, "certificate-authority-data": b64("ca.crt")}}],
-        "users": [{"name": user, "user": {
-            "client-certificate-data": b64(client + ".crt"), "client-key-data": b64(client + ".key")}}],
-        "contexts": [{"name": user, "context": {"cluster": cluster_name, "user": user}}],
-        "current-context": user,
-    }
-
-
 # --- processes -------------------------------------------------------------------
-
-def free_port():
-    # The kernel's pick for an ephemeral port; it stays free long enough to hand on.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def process_start_time(pid):
-    """The kernel's start time of ``pid`` (clock ticks since boot); None if it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid, encoding="ascii") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[19])
-
-
-def is_ours(entry):
-    # A pid alone could have been reused by an unrelated process since `up`.
-    return process_start_time(entry["pid"]) == entry["start_time"]
-
-
-def start_process(name, command, log_dir, env=None):
-    log_path = os.path.join(log_dir, name + ".log")
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True, env=env)
-    return {"name": name, "pid": process.pid, "start_time": process_start_time(process.pid),
-            "log": log_path, "command": command}
-
-
-def stop_processes(entries, timeout=STOP_TIMEOUT):
-    """Stop each process group we started, newest first: etcd goes last, so the
-    API server shuts down cleanly instead of retrying a vanished etcd."""
-    for entry in reversed(entries):
-        if not is_ours(entry):
-            continue
-        _signal_group(entry["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and is_ours(entry):
-            _reap([entry])
-            time.sleep(0.05)
-        if is_ours(entry):
-            _signal_group(entry["pid"], signal.SIGKILL)
-            time.sleep(0.1)
-            _reap([entry])
-
-
-def _signal_group(pid, signum):
-    try:
-        os.killpg(pid, signum)
-    except ProcessLookupError:
-        pass
-
 
 def health_probe(url):
     """A callable that is True once ``url`` answers "ok".
@@ -322,15 +143,6 @@ def health_probe(url):
         with urllib.request.urlopen(url, context=context, timeout=5) as response:
             return response.read().decode().strip() == "ok"
     return probe
-
-
-def _reap(entries):
-    # Children of this process linger as zombies (and keep their pid) until waited for.
-    for entry in entries:
-        try:
-            os.waitpid(entry["pid"], os.WNOHANG)
-        except ChildProcessError:
-            pass
 
 
 # --- API access --------------------------------------------------------------------
@@ -410,35 +222,6 @@ def register_node(api, name, control_plane=False, labels=None, taints=None):
 
 
 # --- the cluster -------------------------------------------------------------------
-
-class Service:
-    """Processes a test starts in the background, remembered in DIR/state.json (written
-    atomically) so that another process can stop them; a context manager that starts
-    and stops them. Subclasses set ``self.dir`` and define ``start`` and ``stop``."""
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def state_path(self):
-        return os.path.join(self.dir, STATE_FILE)
-
-    def state(self):
-        try:
-            with open(self.state_path, encoding="utf-8") as handle:
-                return json.load(handle)
-        except (OSError, ValueError):
-            return None
-
-    def _save(self, state):
-        with open(self.state_path + ".tmp", "w", encoding="utf-8") as handle:
-            json.dump(state, handle, indent=2, sort_keys=True)
-        os.replace(self.state_path + ".tmp", self.state_path)
-
 
 class TestCluster(Service):
     """One control plane whose files all live under ``directory``."""
@@ -604,7 +387,7 @@ class TestCluster(Service):
             "http://127.0.0.1:%d/healthz" % ports["kwok"])
 
     def _write_kubeconfig(self, path, server, client):
-        _write(path, json.dumps(kubeconfig(server, self.pki, client), indent=2).encode())
+        write_file(path, json.dumps(kubeconfig(server, self.pki, client), indent=2).encode())
 
     def _wait_ready(self, timeout, state):
         self._wait_until("kube-apiserver", lambda: self.api.request("GET", "/readyz") == "ok",
@@ -617,7 +400,7 @@ class TestCluster(Service):
         while time.monotonic() < deadline:
             for entry in state["processes"]:
                 if not is_ours(entry):
-                    raise ClusterError("%s exited; see %s:\n%s" % (entry["name"], entry["log"], _tail(entry["log"])))
+                    raise ClusterError("%s exited; see %s:\n%s" % (entry["name"], entry["log"], tail(entry["log"])))
             try:
                 if probe():
                     return
@@ -667,14 +450,6 @@ class TestCluster(Service):
             except ApiError as error:
                 if error.status != 404:
                     raise
-
-
-def _tail(path, lines=20):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return "".join(handle.readlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def main(argv=None):

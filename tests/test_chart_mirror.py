@@ -17,8 +17,7 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHARTS = os.path.join(ROOT, "molecule", "gitops", "charts")
-from airgap import chart_mirror, launch
-from testbed import testcluster
+from airgap import chart_mirror, launch, processes
 
 ANNOTATION_LIMIT = 262144  # bytes: client-side apply's last-applied-configuration must fit
 # What can turn Healthy on an API server without kubelets.
@@ -274,6 +273,6 @@ def test_cli_up_is_idempotent_and_down_leaves_no_process(tmp_path):
     finally:
         down = run_cli("down", "--dir", directory)
     assert down.returncode == 0, down.stderr
-    assert not testcluster.is_ours(process)
+    assert not processes.is_ours(process)
     assert not listening(url)
     assert run_cli("status", "--dir", directory).returncode == 1

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from airgap import processes
 from testbed import testargocd, testcluster
 
 POLL_TIMEOUT = 120
@@ -199,6 +200,6 @@ def test_down_leaves_no_process(argocd):
     entries = argocd.state()["processes"]
     ports = argocd.state()["ports"]
     argocd.stop()
-    assert not [e["name"] for e in entries if testcluster.is_ours(e)]
+    assert not [e["name"] for e in entries if processes.is_ours(e)]
     assert not [name for name, port in ports.items() if testargocd.port_open(port)]
     assert not argocd.status()["ready"]

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from airgap import launch
-from testbed import testcluster
+from airgap import launch, processes
+from testbed import pki, testcluster
 
 
 
@@ -36,7 +36,7 @@ def test_unauthenticated_request_is_refused(cluster):
 
 
 def test_unprivileged_user_is_refused_until_rbac_grants_it(cluster):
-    testcluster.write_client_cert(cluster.pki, "jane", "jane")
+    pki.write_client_cert(cluster.pki, "jane", "jane")
     jane = cluster.client("jane")
     assert status_of(lambda: jane.request("GET", "/api/v1/nodes")) == 403
     cluster.api.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", {
@@ -105,11 +105,11 @@ def test_cli_up_status_down_leaves_nothing_running(cluster, tmp_path):
     assert state["server"] != cluster.server
     assert run("status").returncode == 0
     pids = [entry["pid"] for entry in state["processes"]]
-    assert len(pids) == 3 and all(testcluster.is_ours(e) for e in state["processes"])
+    assert len(pids) == 3 and all(processes.is_ours(e) for e in state["processes"])
 
     down = run("down")
     assert down.returncode == 0, down.stderr
-    assert not any(os.path.exists("/proc/%d" % pid) and testcluster.is_ours(e)
+    assert not any(os.path.exists("/proc/%d" % pid) and processes.is_ours(e)
                    for pid, e in zip(pids, state["processes"]))
     assert not any(port_open(p) for p in state["ports"].values())
     assert run("status").returncode == 1

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from airgap import build_kubernetes, launch
+from airgap import build_kubernetes, launch, processes
 from testbed import testcluster
 
 NAMESPACE = "pods-test"
@@ -275,5 +275,5 @@ def test_cli_up_with_pods_then_down_leaves_nothing_running(tmp_path):
 
     down = run("down")
     assert down.returncode == 0, down.stderr
-    assert not any(testcluster.is_ours(entry) for entry in state["processes"])
+    assert not any(processes.is_ours(entry) for entry in state["processes"])
     assert not any(port_open(port) for port in state["ports"].values())
