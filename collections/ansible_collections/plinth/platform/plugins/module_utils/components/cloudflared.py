@@ -139,18 +139,6 @@ def _service_account(settings):
     }
 
 
-def _pdb(settings):
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": common.metadata(NAME, settings["namespace"], labels=SELECTOR),
-        "spec": {
-            "minAvailable": common.pdb_min_available(settings["replicas"]),
-            "selector": {"matchLabels": dict(SELECTOR)},
-        },
-    }
-
-
 def _internet_blocks(spec):
     """ipBlocks for the public IPv4 and IPv6 internet, cluster networks excluded."""
     blocks = []
@@ -169,19 +157,10 @@ def _internet_blocks(spec):
 
 
 def _allow_edge(spec, namespace):
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": common.metadata("allow-cloudflare-edge", namespace),
-        "spec": {
-            "podSelector": {"matchLabels": dict(SELECTOR)},
-            "policyTypes": ["Egress"],
-            "egress": [{
-                "to": _internet_blocks(spec),
-                "ports": [{"protocol": proto, "port": port} for proto, port in EDGE_PORTS],
-            }],
-        },
-    }
+    return common.network_policy("allow-cloudflare-edge", namespace, SELECTOR, egress=[{
+        "to": _internet_blocks(spec),
+        "ports": [{"protocol": proto, "port": port} for proto, port in EDGE_PORTS],
+    }])
 
 
 def _network_policies(spec, settings):
@@ -217,7 +196,7 @@ def manifests(spec, settings):
     token["metadata"]["annotations"] = {"argocd.argoproj.io/sync-wave": "-1"}
     docs = [_service_account(settings), token, _deployment(spec, settings)]
     if settings["replicas"] > 1:
-        docs.append(_pdb(settings))
+        docs.append(common.pod_disruption_budget(NAME, namespace, SELECTOR, settings["replicas"], labels=SELECTOR))
     docs += _network_policies(spec, settings)
     if common.enabled(spec, "monitoring"):
         docs.append(_pod_monitor(settings))

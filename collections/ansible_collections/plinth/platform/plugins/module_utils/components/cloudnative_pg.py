@@ -53,15 +53,7 @@ def manifests(spec, settings):
     replicas = settings["replicas"]
     if replicas < 2:
         return []
-    return [{
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": common.metadata(RELEASE, settings["namespace"]),
-        "spec": {
-            "minAvailable": common.pdb_min_available(replicas),
-            "selector": {"matchLabels": operator_labels()},
-        },
-    }]
+    return [common.pod_disruption_budget(RELEASE, settings["namespace"], operator_labels(), replicas)]
 
 
 def check(spec, settings, errors, path):

@@ -135,8 +135,15 @@ def external_secret(spec, name, namespace, data, target=None, template=None, ref
     }
 
 
-def _policy(name, namespace, pod_selector, types, ingress=None, egress=None):
-    spec = {"podSelector": {"matchLabels": dict(pod_selector)} if pod_selector else {},
+def network_policy(name, namespace, pod_labels=None, ingress=None, egress=None, types=None):
+    """A NetworkPolicy for the pods carrying ``pod_labels`` (every pod of ``namespace`` when empty).
+
+    ``policyTypes`` follows the rules given; ``types`` names them outright for a policy
+    without rules, which denies that direction.
+    """
+    if types is None:
+        types = (["Ingress"] if ingress is not None else []) + (["Egress"] if egress is not None else [])
+    spec = {"podSelector": {"matchLabels": dict(pod_labels)} if pod_labels else {},
             "policyTypes": list(types)}
     if ingress is not None:
         spec["ingress"] = ingress
@@ -150,18 +157,41 @@ def _policy(name, namespace, pod_selector, types, ingress=None, egress=None):
     }
 
 
+def namespace_peer(namespace, pod_labels=None):
+    """A policy peer: the pods of ``namespace``, only those carrying ``pod_labels`` when given."""
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+    if pod_labels:
+        peer["podSelector"] = {"matchLabels": dict(pod_labels)}
+    return peer
+
+
+def tcp_ports(*ports):
+    """Policy ports, all TCP."""
+    return [{"protocol": "TCP", "port": p} for p in ports]
+
+
+def pod_disruption_budget(name, namespace, pod_labels, replicas, labels=None):
+    """A PodDisruptionBudget keeping a majority of ``replicas`` pods carrying ``pod_labels``."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(name, namespace, labels=labels),
+        "spec": {
+            "minAvailable": pdb_min_available(replicas),
+            "selector": {"matchLabels": dict(pod_labels)},
+        },
+    }
+
+
 def default_deny(namespace):
     """Deny all ingress and egress in ``namespace`` unless another policy allows it."""
-    return _policy("default-deny", namespace, None, ["Ingress", "Egress"])
+    return network_policy("default-deny", namespace, types=["Ingress", "Egress"])
 
 
 def allow_dns(namespace):
     """Let every pod of ``namespace`` resolve names through cluster DNS."""
-    return _policy("allow-dns", namespace, None, ["Egress"], egress=[{
-        "to": [{
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-        }],
+    return network_policy("allow-dns", namespace, egress=[{
+        "to": [namespace_peer("kube-system", {"k8s-app": "kube-dns"})],
         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
     }])
 
@@ -177,21 +207,16 @@ def allow_apiserver(spec, namespace, pod_selector=None):
         elif address.replace(".", "").isdigit():
             blocks.append({"ipBlock": {"cidr": address + "/32"}})
     ports = sorted({spec["control_plane_endpoint"]["port"], 6443})
-    return _policy("allow-apiserver", namespace, pod_selector, ["Egress"], egress=[{
-        "to": blocks,
-        "ports": [{"protocol": "TCP", "port": p} for p in ports],
-    }])
+    return network_policy("allow-apiserver", namespace, pod_selector,
+                          egress=[{"to": blocks, "ports": tcp_ports(*ports)}])
 
 
 def allow_from(name, namespace, pod_selector, sources, ports):
     """Ingress to ``pod_selector`` from pods in the ``sources`` namespaces (all when empty)."""
-    rule = {"ports": [{"protocol": "TCP", "port": p} for p in ports]}
+    rule = {"ports": tcp_ports(*ports)}
     if sources is not None:
-        rule["from"] = [
-            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
-            for ns in sources
-        ]
-    return _policy(name, namespace, pod_selector, ["Ingress"], ingress=[rule])
+        rule["from"] = [namespace_peer(ns) for ns in sources]
+    return network_policy(name, namespace, pod_selector, ingress=[rule])
 
 
 def allow_to(name, namespace, pod_selector, destinations, ports):
@@ -201,11 +226,11 @@ def allow_to(name, namespace, pod_selector, destinations, ports):
         if "/" in dest:
             peers.append({"ipBlock": {"cidr": dest}})
         else:
-            peers.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": dest}}})
+            peers.append(namespace_peer(dest))
     rule = {"to": peers}
     if ports:
-        rule["ports"] = [{"protocol": "TCP", "port": p} for p in ports]
-    return _policy(name, namespace, pod_selector, ["Egress"], egress=[rule])
+        rule["ports"] = tcp_ports(*ports)
+    return network_policy(name, namespace, pod_selector, egress=[rule])
 
 
 def pdb_min_available(replicas):

@@ -160,24 +160,6 @@ def _ports(*specs):
     return [{"protocol": proto, "port": port} for port, proto in specs]
 
 
-def _pod_peer(namespace, labels):
-    return {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-        "podSelector": {"matchLabels": dict(labels)},
-    }
-
-
-def _policy(name, namespace, pod_selector, ingress=None, egress=None):
-    types = (["Ingress"] if ingress is not None else []) + (["Egress"] if egress is not None else [])
-    spec = {"podSelector": pod_selector, "policyTypes": types}
-    if ingress is not None:
-        spec["ingress"] = ingress
-    if egress is not None:
-        spec["egress"] = egress
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": common.metadata(name, namespace), "spec": spec}
-
-
 def _cluster_ports():
     return _ports((SERVER_RPC_PORT, "TCP"), (SERF_LAN_PORT, "TCP"), (SERF_LAN_PORT, "UDP"),
                   (SERF_WAN_PORT, "TCP"), (SERF_WAN_PORT, "UDP"))
@@ -188,22 +170,20 @@ def network_policies(spec, settings):
     namespace = settings["namespace"]
 
     def servers():
-        return [_pod_peer(namespace, server_labels())]
-
-    def server_pods():
-        return {"matchLabels": server_labels()}
+        return [common.namespace_peer(namespace, server_labels())]
 
     policies = [
         common.default_deny(namespace),
         common.allow_dns(namespace),
         # Raft RPC and LAN/WAN gossip between the servers only.
-        _policy("allow-server-cluster", namespace, server_pods(),
-                ingress=[{"from": servers(), "ports": _cluster_ports()},
-                         # Pods of this namespace (servers, acl-init Jobs) call the HTTP API.
-                         {"from": [{"podSelector": {}}], "ports": _ports((HTTP_PORT, "TCP"))}],
-                egress=[{"to": servers(), "ports": _cluster_ports()}]),
-        _policy("allow-local-http", namespace, {},
-                egress=[{"to": servers(), "ports": _ports((HTTP_PORT, "TCP"))}]),
+        common.network_policy(
+            "allow-server-cluster", namespace, server_labels(),
+            ingress=[{"from": servers(), "ports": _cluster_ports()},
+                     # Pods of this namespace (servers, acl-init Jobs) call the HTTP API.
+                     {"from": [{"podSelector": {}}], "ports": common.tcp_ports(HTTP_PORT)}],
+            egress=[{"to": servers(), "ports": _cluster_ports()}]),
+        common.network_policy("allow-local-http", namespace,
+                              egress=[{"to": servers(), "ports": common.tcp_ports(HTTP_PORT)}]),
     ]
     apiserver = common.allow_apiserver(spec, namespace)
     apiserver["spec"]["podSelector"] = {"matchExpressions": [
@@ -212,9 +192,10 @@ def network_policies(spec, settings):
     vault = spec["components"].get("vault") or {}
     if vault.get("enabled"):
         # Vault's storage backend needs the HTTP API only: it joins no gossip pool.
-        policies.append(_policy("allow-vault", namespace, server_pods(), ingress=[{
-            "from": [_pod_peer(vault["namespace"], {"app.kubernetes.io/name": "vault", "component": "server"})],
-            "ports": _ports((HTTP_PORT, "TCP")),
+        policies.append(common.network_policy("allow-vault", namespace, server_labels(), ingress=[{
+            "from": [common.namespace_peer(vault["namespace"],
+                                           {"app.kubernetes.io/name": "vault", "component": "server"})],
+            "ports": common.tcp_ports(HTTP_PORT),
         }]))
     return policies
 

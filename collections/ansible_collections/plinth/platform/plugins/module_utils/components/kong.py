@@ -352,18 +352,8 @@ def _postgres_policies(spec, settings):
 
 def _pod_policy(name, namespace, pod_selector, direction, peers, ports):
     """A one-rule policy between pods of the same namespace."""
-    rule = {"ports": [{"protocol": "TCP", "port": p} for p in ports]}
-    rule["from" if direction == "Ingress" else "to"] = peers
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": common.metadata(name, namespace),
-        "spec": {
-            "podSelector": {"matchLabels": dict(pod_selector)},
-            "policyTypes": [direction],
-            direction.lower(): [rule],
-        },
-    }
+    rule = {"ports": common.tcp_ports(*ports), "from" if direction == "Ingress" else "to": peers}
+    return common.network_policy(name, namespace, pod_selector, **{direction.lower(): [rule]})
 
 
 def _external_network(db):

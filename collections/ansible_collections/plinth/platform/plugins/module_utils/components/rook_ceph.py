@@ -189,15 +189,8 @@ def csi_manifests(spec, settings):
     budgets = []
     for kind in kinds:
         app = "%s-ctrlplugin" % _driver_name(settings, kind)
-        budgets.append({
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": common.metadata("csi-%splugin-provisioner" % kind, settings["namespace"]),
-            "spec": {
-                "minAvailable": common.pdb_min_available(replicas),
-                "selector": {"matchLabels": {"app": app}},
-            },
-        })
+        budgets.append(common.pod_disruption_budget("csi-%splugin-provisioner" % kind, settings["namespace"],
+                                                    {"app": app}, replicas))
     return budgets
 
 

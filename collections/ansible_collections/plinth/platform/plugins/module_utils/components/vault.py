@@ -185,28 +185,6 @@ def values(spec, settings):
     return result
 
 
-def _namespace_peer(namespace, labels=None):
-    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
-    if labels:
-        peer["podSelector"] = {"matchLabels": dict(labels)}
-    return peer
-
-
-def _policy(name, namespace, pod_labels, ingress=None, egress=None):
-    types = (["Ingress"] if ingress is not None else []) + (["Egress"] if egress is not None else [])
-    spec = {"podSelector": {"matchLabels": dict(pod_labels)} if pod_labels else {}, "policyTypes": types}
-    if ingress is not None:
-        spec["ingress"] = ingress
-    if egress is not None:
-        spec["egress"] = egress
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": common.metadata(name, namespace), "spec": spec}
-
-
-def _tcp(*ports):
-    return [{"protocol": "TCP", "port": p} for p in ports]
-
-
 def _api_clients(spec, settings):
     if settings["injector"]:
         # Injected agents run in the workloads' own namespaces.
@@ -214,9 +192,9 @@ def _api_clients(spec, settings):
     clients = []
     eso = spec["components"].get("external_secrets") or {}
     if eso.get("enabled"):
-        clients.append(_namespace_peer(eso["namespace"]))
+        clients.append(common.namespace_peer(eso["namespace"]))
     if _monitoring(spec):
-        clients.append(_namespace_peer(spec["components"]["monitoring"]["namespace"]))
+        clients.append(common.namespace_peer(spec["components"]["monitoring"]["namespace"]))
     return clients
 
 
@@ -225,7 +203,7 @@ def network_policies(spec, settings):
     namespace = settings["namespace"]
 
     def servers():
-        return [_namespace_peer(namespace, server_labels())]
+        return [common.namespace_peer(namespace, server_labels())]
 
     policies = [
         common.default_deny(namespace),
@@ -233,18 +211,18 @@ def network_policies(spec, settings):
         # TokenReview for Kubernetes auth, and the active/standby pod labels.
         common.allow_apiserver(spec, namespace, server_labels()),
         # Standbys forward requests to the active server over the cluster port.
-        _policy("allow-server-cluster", namespace, server_labels(),
-                ingress=[{"from": servers(), "ports": _tcp(API_PORT, CLUSTER_PORT)}],
-                egress=[{"to": servers(), "ports": _tcp(API_PORT, CLUSTER_PORT)}]),
-        _policy("allow-consul", namespace, server_labels(), egress=[{
-            "to": [_namespace_peer(spec["components"]["consul"]["namespace"], consul.server_labels())],
-            "ports": _tcp(consul.HTTP_PORT),
+        common.network_policy("allow-server-cluster", namespace, server_labels(),
+                              ingress=[{"from": servers(), "ports": common.tcp_ports(API_PORT, CLUSTER_PORT)}],
+                              egress=[{"to": servers(), "ports": common.tcp_ports(API_PORT, CLUSTER_PORT)}]),
+        common.network_policy("allow-consul", namespace, server_labels(), egress=[{
+            "to": [common.namespace_peer(spec["components"]["consul"]["namespace"], consul.server_labels())],
+            "ports": common.tcp_ports(consul.HTTP_PORT),
         }]),
     ]
     clients = _api_clients(spec, settings)
     if clients:
-        policies.append(_policy("allow-api-clients", namespace, server_labels(),
-                                ingress=[{"from": clients, "ports": _tcp(API_PORT)}]))
+        policies.append(common.network_policy("allow-api-clients", namespace, server_labels(),
+                                              ingress=[{"from": clients, "ports": common.tcp_ports(API_PORT)}]))
     if settings["injector"]:
         policies += _injector_policies(spec, namespace)
     return policies
@@ -253,7 +231,8 @@ def network_policies(spec, settings):
 def _injector_policies(spec, namespace):
     labels = {"app.kubernetes.io/name": "vault-agent-injector", "component": "webhook"}
     # The API server calls the webhook from the host network: no namespace to match.
-    webhook = _policy("allow-injector-webhook", namespace, labels, ingress=[{"ports": _tcp(INJECTOR_PORT)}])
+    webhook = common.network_policy("allow-injector-webhook", namespace, labels,
+                                    ingress=[{"ports": common.tcp_ports(INJECTOR_PORT)}])
     apiserver = common.allow_apiserver(spec, namespace, labels)
     apiserver["metadata"]["name"] = "allow-apiserver-injector"
     return [webhook, apiserver]
