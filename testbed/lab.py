@@ -9,7 +9,7 @@
 
 `up` builds (once, cached by version) kubeadm, kubelet, kubectl, crictl, the CNI plugins and
 the images kubeadm deploys, lays them out as the artifact mirror an air-gapped site hosts, boots
-the lab hosts with systemd-nspawn (testbed/testhosts.py: each host in a network namespace of its
+the lab hosts with systemd-nspawn (testbed/testhosts: each host in a network namespace of its
 own, joined by a bridge in one more namespace; nothing on the machine's own network), serves the
 mirror on that bridge, writes the hosts into inventories/lab/ beside its committed group_vars,
 opens 127.0.0.1:<api-port> to the API's virtual IP (testbed/netns_forward.py), and runs
@@ -39,7 +39,7 @@ ROOT = launch.ROOT
 
 INVENTORY = os.path.join(ROOT, "inventories", "lab")
 BUILD = os.path.join(ROOT, "build", "lab")
-# The first host takes .11 (testbed/testhosts.py); the API's virtual IP sits apart from them.
+# The first host takes .11 (testbed/testhosts); the API's virtual IP sits apart from them.
 VIP_OFFSET = 100
 MIRROR_PORT = 8088
 KUBE_VIP_IMAGE = "ghcr.io/kube-vip/kube-vip:v1.2.2"

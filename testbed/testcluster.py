@@ -458,7 +458,8 @@ def main(argv=None):
     parser.add_argument("command", choices=("up", "down", "status"))
     parser.add_argument("--dir", required=True, help="the cluster's directory (state, certs, data, logs)")
     parser.add_argument("--version", default=DEFAULT_VERSION, help="Kubernetes version (default %(default)s)")
-    parser.add_argument("--cache", default=build_cache.root(), help="build cache (default: $PLINTH_CACHE or ~/.cache/plinth)")
+    parser.add_argument("--cache", default=build_cache.root(),
+                        help="build cache (default: $PLINTH_CACHE or ~/.cache/plinth)")
     parser.add_argument("--pods", action="store_true",
                         help="up: also run kube-scheduler and kwok, so pods are placed on the "
                              "registered Nodes and go Running and Ready")

@@ -8,11 +8,11 @@ import stat
 import pytest
 import yaml
 
-from testbed import testhosts
+from testbed.testhosts import commands, common, network, nspawn, rootfs
 
 
-def layout(hosts=testhosts.DEFAULT_HOSTS, subnet="10.123.0.0/24", prefix="plinth", root="copy"):
-    return testhosts.plan(argparse.Namespace(hosts=hosts, subnet=subnet, prefix=prefix, root=root))
+def layout(hosts=network.DEFAULT_HOSTS, subnet="10.123.0.0/24", prefix="plinth", root="copy"):
+    return network.plan(argparse.Namespace(hosts=hosts, subnet=subnet, prefix=prefix, root=root))
 
 
 def test_default_layout_addresses_and_namespaces():
@@ -28,7 +28,7 @@ def test_default_layout_addresses_and_namespaces():
 
 
 def test_hosts_take_several_groups_and_default_to_workers():
-    hosts = testhosts.parse_hosts("ceph-1:ceph_nodes+workers, w-2")
+    hosts = network.parse_hosts("ceph-1:ceph_nodes+workers, w-2")
     assert hosts == [{"name": "ceph-1", "groups": ["ceph_nodes", "workers"]},
                      {"name": "w-2", "groups": ["workers"]}]
 
@@ -42,7 +42,7 @@ def test_hosts_take_several_groups_and_default_to_workers():
 ])
 def test_bad_host_specs_are_refused(spec, message, capsys):
     with pytest.raises(SystemExit) as exc:
-        testhosts.parse_hosts(spec)
+        network.parse_hosts(spec)
     assert message in str(exc.value)
 
 
@@ -59,8 +59,8 @@ def test_bad_layouts_are_refused(kwargs, message):
 
 
 def test_inventory_groups_hosts_like_the_production_inventory(tmp_path):
-    state = testhosts.State(str(tmp_path))
-    inventory = yaml.safe_load(testhosts.inventory_text(state, layout()))
+    state = common.State(str(tmp_path))
+    inventory = yaml.safe_load(commands.inventory_text(state, layout()))
     assert inventory["all"]["vars"] == {
         "ansible_user": "root",
         "ansible_ssh_private_key_file": os.path.join(str(tmp_path), "id_ed25519"),
@@ -80,14 +80,14 @@ def test_rootfs_key_ignores_order_and_comments(tmp_path):
     one, two = tmp_path / "one.txt", tmp_path / "two.txt"
     one.write_text("# why\nsystemd\npython3  # for Ansible\n")
     two.write_text("python3\n\nsystemd\n")
-    assert testhosts.read_packages(str(one)) == ["python3", "systemd"]
-    assert testhosts.rootfs_key(testhosts.read_packages(str(one))) == \
-        testhosts.rootfs_key(testhosts.read_packages(str(two)))
-    assert testhosts.rootfs_key(["python3"]) != testhosts.rootfs_key(["python3", "systemd"])
+    assert rootfs.read_packages(str(one)) == ["python3", "systemd"]
+    assert rootfs.rootfs_key(rootfs.read_packages(str(one))) == \
+        rootfs.rootfs_key(rootfs.read_packages(str(two)))
+    assert rootfs.rootfs_key(["python3"]) != rootfs.rootfs_key(["python3", "systemd"])
 
 
 def test_package_list_has_what_a_managed_node_needs():
-    packages = set(testhosts.read_packages())
+    packages = set(rootfs.read_packages())
     assert {"systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-apt",
             "sudo", "iproute2", "containerd", "runc", "conntrack", "chrony"} <= packages
 
@@ -102,10 +102,10 @@ def test_debian_mirrors_come_from_the_machine_sources(tmp_path):
         "Types: deb\nEnabled: no\nURIs: http://disabled.example/debian\nSuites: bookworm\n")
     vendor = tmp_path / "vendor.list"
     vendor.write_text("deb [arch=amd64] https://vendor.example/apt bookworm main\n")
-    assert testhosts.debian_mirrors([str(vendor), str(deb822)]) == (
+    assert rootfs.debian_mirrors([str(vendor), str(deb822)]) == (
         "http://mirror.example/debian", "http://mirror.example/debian-security")
-    assert testhosts.debian_mirrors([]) == (testhosts.DEFAULT_MIRROR,
-                                            testhosts.DEFAULT_SECURITY_MIRROR)
+    assert rootfs.debian_mirrors([]) == (rootfs.DEFAULT_MIRROR,
+                                         rootfs.DEFAULT_SECURITY_MIRROR)
 
 
 def test_host_files_follow_links_and_copy_parent_modes(tmp_path):
@@ -115,8 +115,8 @@ def test_host_files_follow_links_and_copy_parent_modes(tmp_path):
     (base / "root").mkdir(mode=0o700)
     os.chmod(base / "root", 0o700)
     files.mkdir()
-    testhosts.host_file(str(files), str(base), "/lib/modules/6.1/modules.builtin", "x\n")
-    testhosts.host_file(str(files), str(base), "/root/.ssh/authorized_keys", "key\n", 0o600)
+    nspawn.host_file(str(files), str(base), "/lib/modules/6.1/modules.builtin", "x\n")
+    nspawn.host_file(str(files), str(base), "/root/.ssh/authorized_keys", "key\n", 0o600)
     assert (files / "usr" / "lib" / "modules" / "6.1" / "modules.builtin").read_text() == "x\n"
     assert not (files / "lib").exists()  # the upper layer must not shadow /lib
     assert stat.S_IMODE(os.stat(files / "root").st_mode) == 0o700
@@ -124,11 +124,11 @@ def test_host_files_follow_links_and_copy_parent_modes(tmp_path):
 
 
 def test_hosts_boot_in_their_own_namespaces_and_cgroups(tmp_path):
-    state = testhosts.State(str(tmp_path))
+    state = common.State(str(tmp_path))
     host = dict(layout()["hosts"][0], covered_sysctls=["vm/overcommit_memory"],
                 cgroups={"memory": ("/cg/memory/plinth-cp-1", "/cg/memory/plinth-cp-1"),
                          "systemd": ("/cg/systemd/plinth-cp-1", "/cg/systemd/plinth-cp-1/payload")})
-    command = testhosts.nspawn_command(state, host)
+    command = nspawn.nspawn_command(state, host)
     assert "--network-namespace-path=/run/netns/plinth-cp-1" in command
     assert "--private-network" in command
     assert "--drop-capability=CAP_SYS_TIME" in command
@@ -136,6 +136,6 @@ def test_hosts_boot_in_their_own_namespaces_and_cgroups(tmp_path):
     assert any(a.endswith(":/var/lib/containerd") for a in command)
     assert ("--bind-ro=/var/lib/plinth-testhost/sysctl/vm.overcommit_memory:"
             "/proc/sys/vm/overcommit_memory") in command
-    script = testhosts.boot_script(state, host)
+    script = nspawn.boot_script(state, host)
     assert "mount --bind /cg/systemd/plinth-cp-1/payload " in script
     assert script.splitlines()[-1].startswith("exec systemd-nspawn ")

@@ -4,7 +4,7 @@
     kill_during_join.py --prefix P --host NAME [--timeout S] -- COMMAND...
 
 Starts COMMAND (ansible-playbook site.yml ...) in a process group of its own, polls the
-host (through testbed/testhosts.py exec) until `kubeadm join` runs there and has written
+host (through testbed/testhosts exec) until `kubeadm join` runs there and has written
 /etc/kubernetes/bootstrap-kubelet.conf (the kubelet's TLS bootstrap has begun), then kills
 the whole command with SIGKILL and the host's kubeadm too, as a crashed controller or a
 power cut would leave it: a half-joined node. Exits 0 only when the kill happened during
