@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Node labels and taints: what the spec wants, and how to get a live Node there.
 
-``node_topology(spec)`` is the desired state, ``{node: {"labels", "taints"}}``.
+``node_topology(spec)`` is the desired state, ``{node: {"labels", "taints"}}``:
+what placement gives each host, less what kubeadm sets itself.
 ``plan_node(node, desired, manager)`` compares one live Node object with it and
 returns the server-side apply document that makes Plinth's part true while
 leaving everybody else's labels and taints alone.
@@ -19,12 +20,12 @@ A taint is identified by key and effect, as the API server does.
 
 from __future__ import absolute_import, annotations, division, print_function
 
+from ansible_collections.plinth.platform.plugins.module_utils import placement
+from ansible_collections.plinth.platform.plugins.module_utils.placement import normalized_taint, taint_id
+
 __metaclass__ = type
 
 TAINTS_ANNOTATION = "plinth.io/managed-taints"
-# kubeadm marks its control-plane nodes itself; these are never Plinth's on those nodes.
-KUBEADM_LABEL = "node-role.kubernetes.io/control-plane"
-KUBEADM_TAINT = (KUBEADM_LABEL, "NoSchedule")
 # Managers that register a Node with the labels kubeadm join gave them from the inventory.
 REGISTRATION_MANAGERS = ("kubelet",)
 
@@ -36,36 +37,20 @@ def node_topology(spec):
     only allows pools whose taints agree to share a host). Every control-plane
     host is listed, with empty labels and taints when no pool names it, so labels
     and taints Plinth set earlier are removed once the inventory drops them.
+    kubeadm's own label and taint on a control-plane host stay kubeadm's, even
+    when a pool repeats them.
     """
-    control_plane = set(spec["control_plane"]["hosts"])
-    nodes = dict((host, {"labels": {}, "taints": {}}) for host in spec["hosts"])
-    for name in sorted(spec["node_pools"]):
-        pool = spec["node_pools"][name]
-        for host in pool["hosts"]:
-            wanted = nodes.setdefault(host, {"labels": {}, "taints": {}})
-            wanted["labels"].update(pool["labels"])
-            for taint in pool["taints"]:
-                wanted["taints"][taint_id(taint)] = normalized_taint(taint)
-    for host in control_plane:
-        nodes[host]["labels"].pop(KUBEADM_LABEL, None)
-        nodes[host]["taints"].pop(KUBEADM_TAINT, None)
-    return dict((host, {"labels": dict(sorted(wanted["labels"].items())),
-                        "taints": [wanted["taints"][key] for key in sorted(wanted["taints"])]})
-                for host, wanted in sorted(nodes.items()))
-
-
-def taint_id(taint):
-    return (taint["key"], taint["effect"])
-
-
-def normalized_taint(taint):
-    """A taint as the API server returns it: no empty value, no timeAdded unless set."""
-    out = {"key": taint["key"], "effect": taint["effect"]}
-    if taint.get("value"):
-        out["value"] = taint["value"]
-    if taint.get("timeAdded"):
-        out["timeAdded"] = taint["timeAdded"]
-    return out
+    hosts = set(spec["hosts"])
+    for pool in spec["node_pools"].values():
+        hosts.update(pool["hosts"])
+    nodes = {}
+    for host in sorted(hosts):
+        labels, taints = placement.kubeadm_marks(spec, host)
+        nodes[host] = {
+            "labels": dict((k, v) for k, v in placement.host_labels(spec, host).items() if k not in labels),
+            "taints": [t for t in placement.host_taints(spec, host) if taint_id(t) not in taints],
+        }
+    return nodes
 
 
 def taint_text(taint):

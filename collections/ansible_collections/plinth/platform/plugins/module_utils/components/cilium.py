@@ -24,13 +24,12 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import ipaddress
 
-from ansible_collections.plinth.platform.plugins.module_utils import schema as s
+from ansible_collections.plinth.platform.plugins.module_utils import placement, schema as s
 from ansible_collections.plinth.platform.plugins.module_utils.components import Component, Release
 from ansible_collections.plinth.platform.plugins.module_utils.components import common
 
 __metaclass__ = type
 
-CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 # kube-controller-manager's (and Cilium cluster-pool's) default per-node block.
 NODE_MASK = 24
 # Same wave as kube-prometheus-stack: the CRDs (wave 10) exist by then.
@@ -41,7 +40,7 @@ HUBBLE_METRICS = ["dns", "drop", "tcp", "flow", "port-distribution", "icmp", "ht
 # The chart's own operator tolerations: the operator must start on nodes that
 # are still NotReady (no CNI yet) and on the control plane.
 OPERATOR_TOLERATIONS = [
-    {"key": CONTROL_PLANE_LABEL, "operator": "Exists"},
+    {"key": placement.CONTROL_PLANE_LABEL, "operator": "Exists"},
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists"},
     {"key": "node.cloudprovider.kubernetes.io/uninitialized", "operator": "Exists"},
 ]
@@ -105,7 +104,7 @@ def _bootstrap_affinity(spec, pool_name):
             {"key": key, "operator": "In", "values": [value]} for key, value in sorted(labels.items())
         ]}
 
-    control_plane_term = {"matchExpressions": [{"key": CONTROL_PLANE_LABEL, "operator": "Exists"}]}
+    control_plane_term = {"matchExpressions": [{"key": placement.CONTROL_PLANE_LABEL, "operator": "Exists"}]}
     return {"nodeAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [pool_term(), control_plane_term],
@@ -115,8 +114,7 @@ def _bootstrap_affinity(spec, pool_name):
 
 
 def _bootstrap_tolerations(spec, pool_name, base=None):
-    found = list(base if base is not None else [{"key": CONTROL_PLANE_LABEL, "operator": "Exists",
-                                                 "effect": "NoSchedule"}])
+    found = list(base if base is not None else [dict(placement.CONTROL_PLANE_TOLERATION)])
     return found + common.tolerations(spec, pool_name)
 
 
@@ -213,7 +211,7 @@ def load_balancer_manifests(spec, settings):
         "loadBalancerIPs": True,
         "externalIPs": False,
         # Control-plane hosts keep the API VIP; Services are announced from the other nodes.
-        "nodeSelector": {"matchExpressions": [{"key": CONTROL_PLANE_LABEL, "operator": "DoesNotExist"}]},
+        "nodeSelector": {"matchExpressions": [{"key": placement.CONTROL_PLANE_LABEL, "operator": "DoesNotExist"}]},
     }
     if lb["interfaces"]:
         policy_spec["interfaces"] = list(lb["interfaces"])

@@ -12,7 +12,7 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import ipaddress
 
-from ansible_collections.plinth.platform.plugins.module_utils import schema as s
+from ansible_collections.plinth.platform.plugins.module_utils import placement, schema as s
 from ansible_collections.plinth.platform.plugins.module_utils.components import Component, Release
 from ansible_collections.plinth.platform.plugins.module_utils.components import common
 
@@ -20,7 +20,6 @@ __metaclass__ = type
 
 CHARTS = "https://prometheus-community.github.io/helm-charts"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
-CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
 # Share of the PVC that Prometheus may fill before it drops old blocks early:
 # the WAL and compaction need head room beyond the retained blocks.
 RETENTION_SIZE_SHARE = 0.85
@@ -93,7 +92,7 @@ def node_exporter_tolerations(spec):
     for name in sorted(spec["node_pools"]):
         for toleration in common.tolerations(spec, name):
             found[(toleration["key"], toleration["value"], toleration["effect"])] = toleration
-    return [found[k] for k in sorted(found)] + [dict(CONTROL_PLANE_TAINT)]
+    return [found[k] for k in sorted(found)] + [dict(placement.CONTROL_PLANE_TOLERATION)]
 
 
 def _prometheus(spec, settings):

@@ -75,6 +75,19 @@ def test_problems_become_filter_errors(production):
         filters.kubeadm_control_plane_files({})
 
 
+def test_problems_are_named_after_the_role_variables(production):
+    """The roles hand their options over without their prefix; the filters name each role's variables."""
+    spec = _spec(production)
+    with pytest.raises(AnsibleFilterError, match="  - node_join_cri_socket: got 'tcp://x'"):
+        filters.kubeadm_join_config(spec, "worker-1", {"cri_socket": "tcp://x"}, TOKEN, CA_HASH)
+    with pytest.raises(AnsibleFilterError, match="  - control_plane_cri_socket: got 'tcp://x'"):
+        filters.kubeadm_join_config(spec, "cp-2", {"cri_socket": "tcp://x"}, TOKEN, CA_HASH, CERT_KEY, True)
+    with pytest.raises(AnsibleFilterError, match=r"  - control_plane: got \['cert_sans'\]; must be a mapping"):
+        filters.kubeadm_init_config(spec, "cp-1", ["cert_sans"])
+    with pytest.raises(AnsibleFilterError, match="  - control_plane_audit_log_maxsize: got 0"):
+        filters.kubeadm_control_plane_files({"audit_log_maxsize": 0, "secrets_encryption": False})
+
+
 def test_encryption_keys_filter_refuses_other_text():
     with pytest.raises(AnsibleFilterError) as exc:
         filters.kubeadm_encryption_keys("resources: [1]\n")

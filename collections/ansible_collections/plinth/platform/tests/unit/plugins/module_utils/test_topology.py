@@ -49,6 +49,7 @@ def test_kubeadm_marks_are_never_plinths_on_control_plane_hosts():
             "labels": {"node-role.kubernetes.io/control-plane": "", "node.infra": "true"},
             "taints": [CP_TAINT]}
         groups["infra_nodes"] = ["stg-cp-1", "stg-extra-1"]
+        groups["k8s_cluster"] = sorted(groups["k8s_cluster"] + ["stg-extra-1"])
     nodes = topology.node_topology(spec_of(edit=edit))
     assert nodes["stg-cp-1"] == {"labels": {"node.infra": "true"}, "taints": []}
     # On a host kubeadm did not mark, the pool's word is Plinth's.

@@ -1,73 +1,27 @@
 # -*- coding: utf-8 -*-
 # Copyright: Plinth contributors
 # SPDX-License-Identifier: Apache-2.0
-"""kubeadm configuration: golden files per host kind, and the rules behind them."""
+"""kubeadm init and join documents: golden files per host kind, and the rules behind them."""
 
 from __future__ import absolute_import, annotations, division, print_function
 
-import base64
-import copy
 import os
 
 import pytest
 import yaml
 
 from ansible_collections.plinth.platform.plugins.module_utils import gitops
-from ansible_collections.plinth.platform.plugins.module_utils import kubeadm
-from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
-from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+from ansible_collections.plinth.platform.plugins.module_utils.kubeadm import apiserver_files, documents, text
 
 from ansible_collections.plinth.platform.tests.unit.conftest import (
-    HERE, digest_in_fresh_process, load_inventory, rewrite_golden_files, sha256_of)
+    HERE, digest_in_fresh_process, rewrite_golden_files, sha256_of)
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.kubeadm.helpers import (
+    CA_HASH, CERT_KEY, KEY, TOKEN, args, by_kind, init, join, problems, spec_of)
 
 __metaclass__ = type
 
 GOLDEN = os.path.join(HERE, "golden", "kubeadm")
 UPDATE = os.environ.get("PLINTH_UPDATE_GOLDEN") == "1"
-
-# Stand-ins of the right form: the roles make the real ones on the hosts at run time.
-TOKEN = "abcdef.0123456789abcdef"
-CA_HASH = "sha256:" + "0123456789abcdef" * 4
-CERT_KEY = "fedcba9876543210" * 4
-KEY = {"name": "key-1", "secret": base64.b64encode(b"k" * 32).decode("ascii")}
-
-
-def spec_of(env="production", edit=None):
-    variables, groups, hostvars = copy.deepcopy(load_inventory(env))
-    if edit is not None:
-        edit(variables, groups, hostvars)
-    return build_spec(variables, groups, hostvars)
-
-
-def by_kind(docs):
-    kinds = [d["kind"] for d in docs]
-    assert len(set(kinds)) == len(kinds), kinds
-    return dict((d["kind"], d) for d in docs)
-
-
-def init(env="production", host=None, options=None, edit=None, **kw):
-    spec = spec_of(env, edit)
-    host = host or spec["control_plane"]["hosts"][0]
-    return by_kind(kubeadm.init_documents(spec, host, options, **kw))
-
-
-def join(host, env="production", options=None, control_plane=False, edit=None):
-    spec = spec_of(env, edit)
-    docs = kubeadm.join_documents(spec, host, options, token=TOKEN, ca_cert_hashes=CA_HASH,
-                                  certificate_key=CERT_KEY if control_plane else None,
-                                  control_plane=control_plane)
-    assert [d["kind"] for d in docs] == ["JoinConfiguration"]
-    return docs[0]
-
-
-def args(component):
-    return dict((a["name"], a["value"]) for a in component.get("extraArgs", []))
-
-
-def problems(function, *a, **kw):
-    with pytest.raises(SpecError) as exc:
-        function(*a, **kw)
-    return exc.value.errors
 
 
 # --- golden files -----------------------------------------------------------------
@@ -92,15 +46,15 @@ def _cases():
     production, staging = spec_of("production"), spec_of("staging")
     lab = spec_of("production", _without_kube_proxy_replacement)
     return {
-        "lab-init-cp-1": kubeadm.init_documents(lab, "cp-1", LAB_OPTIONS),
-        "production-init-cp-1": kubeadm.init_documents(production, "cp-1", {}, certificate_key=CERT_KEY),
-        "staging-init-stg-cp-1": kubeadm.init_documents(staging, "stg-cp-1", {}),
-        "production-join-cp-2": kubeadm.join_documents(production, "cp-2", {}, TOKEN, CA_HASH, CERT_KEY,
+        "lab-init-cp-1": documents.init_documents(lab, "cp-1", LAB_OPTIONS),
+        "production-init-cp-1": documents.init_documents(production, "cp-1", {}, certificate_key=CERT_KEY),
+        "staging-init-stg-cp-1": documents.init_documents(staging, "stg-cp-1", {}),
+        "production-join-cp-2": documents.join_documents(production, "cp-2", {}, TOKEN, CA_HASH, CERT_KEY,
                                                        control_plane=True),
-        "production-join-gw-1": kubeadm.join_documents(production, "gw-1", {}, TOKEN, CA_HASH),
-        "production-join-ceph-1": kubeadm.join_documents(production, "ceph-1", {}, TOKEN, CA_HASH),
-        "production-join-worker-1": kubeadm.join_documents(production, "worker-1", {}, TOKEN, CA_HASH),
-        "control-plane-files": [doc for _path, doc in sorted(kubeadm.control_plane_files({}, [KEY]).items())],
+        "production-join-gw-1": documents.join_documents(production, "gw-1", {}, TOKEN, CA_HASH),
+        "production-join-ceph-1": documents.join_documents(production, "ceph-1", {}, TOKEN, CA_HASH),
+        "production-join-worker-1": documents.join_documents(production, "worker-1", {}, TOKEN, CA_HASH),
+        "control-plane-files": [doc for _path, doc in sorted(apiserver_files.control_plane_files({}, [KEY]).items())],
     }
 
 
@@ -125,30 +79,30 @@ def test_documents_match_golden_files(case):
 
 def test_rendered_text_is_the_documents_in_order_and_deterministic():
     spec = spec_of()
-    text = kubeadm.init_config(spec, "cp-1", {})
-    assert text == kubeadm.init_config(spec_of(), "cp-1", {})
+    rendered = text.init_config(spec, "cp-1", {})
+    assert rendered == text.init_config(spec_of(), "cp-1", {})
     # kubeadm refuses a leading chunk without a kind: the header sits inside the first document.
-    assert text.startswith("---\n# kubeadm init configuration of cp-1, generated by Plinth from the 'production' "
-                           "inventory.\napiVersion: kubeadm.k8s.io/v1beta4\n")
-    assert [d["kind"] for d in yaml.safe_load_all(text)] == [
+    assert rendered.startswith("---\n# kubeadm init configuration of cp-1, generated by Plinth from the 'production' "
+                               "inventory.\napiVersion: kubeadm.k8s.io/v1beta4\n")
+    assert [d["kind"] for d in yaml.safe_load_all(rendered)] == [
         "InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"]
-    assert list(yaml.safe_load_all(text)) == kubeadm.init_documents(spec, "cp-1", {})
-    join_text = kubeadm.join_config(spec, "gw-1", {}, TOKEN, [CA_HASH])
-    assert list(yaml.safe_load_all(join_text)) == kubeadm.join_documents(spec, "gw-1", {}, TOKEN, CA_HASH)
+    assert list(yaml.safe_load_all(rendered)) == documents.init_documents(spec, "cp-1", {})
+    join_text = text.join_config(spec, "gw-1", {}, TOKEN, [CA_HASH])
+    assert list(yaml.safe_load_all(join_text)) == documents.join_documents(spec, "gw-1", {}, TOKEN, CA_HASH)
 
 
 def rendered_texts():
     """Every golden case as its files, and the init and join configurations as kubeadm reads them."""
     spec = spec_of()
     texts = dict((case, _golden_files(docs)) for case, docs in _cases().items())
-    texts["init_config"] = kubeadm.init_config(spec, "cp-1", {})
-    texts["join_config"] = kubeadm.join_config(spec, "gw-1", {}, TOKEN, [CA_HASH])
+    texts["init_config"] = text.init_config(spec, "cp-1", {})
+    texts["join_config"] = text.join_config(spec, "gw-1", {}, TOKEN, [CA_HASH])
     return texts
 
 
 def test_rendered_text_is_the_same_under_other_hash_seeds():
     here = sha256_of(rendered_texts())
-    module = "ansible_collections.plinth.platform.tests.unit.plugins.module_utils.test_kubeadm"
+    module = "ansible_collections.plinth.platform.tests.unit.plugins.module_utils.kubeadm.test_documents"
     assert [digest_in_fresh_process(module, "rendered_texts", seed) for seed in (1, 2)] == [here, here]
 
 
@@ -213,9 +167,9 @@ def test_networks_and_version_come_from_the_spec():
 def test_ipv6_endpoint_is_bracketed():
     spec = spec_of()
     spec["control_plane_endpoint"]["host"] = "2001:db8::10"
-    cluster = by_kind(kubeadm.init_documents(spec, "cp-1"))["ClusterConfiguration"]
+    cluster = by_kind(documents.init_documents(spec, "cp-1"))["ClusterConfiguration"]
     assert cluster["controlPlaneEndpoint"] == "[2001:db8::10]:6443"
-    join_doc = kubeadm.join_documents(spec, "worker-1", None, TOKEN, CA_HASH)[0]
+    join_doc = documents.join_documents(spec, "worker-1", None, TOKEN, CA_HASH)[0]
     assert join_doc["discovery"]["bootstrapToken"]["apiServerEndpoint"] == "[2001:db8::10]:6443"
 
 
@@ -374,7 +328,7 @@ def test_several_labels_and_ca_pins_are_sorted():
 
     spec = spec_of(edit=edit)
     other = "sha256:" + "f" * 64
-    doc = kubeadm.join_documents(spec, "worker-1", {}, TOKEN, [other, CA_HASH, other])[0]
+    doc = documents.join_documents(spec, "worker-1", {}, TOKEN, [other, CA_HASH, other])[0]
     assert doc["discovery"]["bootstrapToken"]["caCertHashes"] == [CA_HASH, other]
     labels = args({"extraArgs": doc["nodeRegistration"]["kubeletExtraArgs"]})["node-labels"]
     assert labels == "node.role=worker,zone.example.com/rack=r2"
@@ -387,10 +341,10 @@ def test_labels_a_kubelet_may_not_set_are_left_to_node_topology():
             "node.kubernetes.io/pool": "gateway", "example.k8s.io/x": "y"}
 
     spec = spec_of(edit=edit)
-    found = kubeadm.node_registration(spec, "gw-2")
+    found = documents.node_registration(spec, "gw-2")
     assert found["labels"] == {"node.kong.gateway": "true", "node.kubernetes.io/pool": "gateway"}
     assert found["deferred_labels"] == {"node-role.kubernetes.io/gateway": "", "example.k8s.io/x": "y"}
-    registration = kubeadm.join_documents(spec, "gw-2", {}, TOKEN, CA_HASH)[0]["nodeRegistration"]
+    registration = documents.join_documents(spec, "gw-2", {}, TOKEN, CA_HASH)[0]["nodeRegistration"]
     labels = args({"extraArgs": registration["kubeletExtraArgs"]})["node-labels"]
     assert labels == "node.kong.gateway=true,node.kubernetes.io/pool=gateway"
 
@@ -404,7 +358,7 @@ def test_labels_a_kubelet_may_not_set_are_left_to_node_topology():
     ("node-restriction.kubernetes.io/pool", False), ("sub.k8s.io/x", False),
 ])
 def test_kubelet_may_set(key, allowed):
-    assert kubeadm.kubelet_may_set(key) is allowed
+    assert documents.kubelet_may_set(key) is allowed
 
 
 def test_control_plane_host_in_a_pool_keeps_both_taints_and_gets_the_labels():
@@ -420,193 +374,27 @@ def test_control_plane_host_in_a_pool_keeps_both_taints_and_gets_the_labels():
     assert args({"extraArgs": registration["kubeletExtraArgs"]})["node-labels"] == "node.role=infra"
 
 
-# --- the API server's files ------------------------------------------------------
-
-def test_encryption_config_encrypts_with_the_first_key_and_reads_plain_data_last():
-    old = {"name": "key-0", "secret": base64.b64encode(b"o" * 32).decode("ascii")}
-    config = kubeadm.encryption_config([KEY, old])
-    rules = config["resources"]
-    assert len(rules) == 1 and rules[0]["resources"] == ["secrets"]
-    assert rules[0]["providers"] == [{"secretbox": {"keys": [KEY, old]}}, {"identity": {}}]
-
-    aescbc = kubeadm.encryption_config([KEY], {"encryption_provider": "aescbc",
-                                               "encryption_resources": ["secrets", "configmaps"]})
-    assert aescbc["resources"][0]["resources"] == ["secrets", "configmaps"]
-    assert list(aescbc["resources"][0]["providers"][0]) == ["aescbc"]
-
-
-def test_encryption_keys_are_checked_without_showing_them():
-    short = {"name": "key-1", "secret": base64.b64encode(b"s" * 16).decode("ascii")}
-    errors = problems(kubeadm.encryption_config, [short, {"name": "key-1", "secret": "not base64!"}, "x"])
-    text = "\n".join(errors)
-    assert short["secret"] not in text and "not base64!" not in text
-    assert "control_plane_encryption_keys[0].secret: got '<redacted, 24 characters>'; must be the base64 of a " \
-           "32-byte random key for secretbox" in errors
-    assert any(e.startswith("control_plane_encryption_keys[1].name: got 'key-1'; key names must be unique")
-               for e in errors)
-    assert any(e.startswith("control_plane_encryption_keys[2]: ") for e in errors)
-    assert kubeadm.encryption_config([short], {"encryption_provider": "aescbc"})
-    assert problems(kubeadm.encryption_config, []) == [
-        "control_plane_encryption_keys: got nothing; must list at least one {name, secret} key; the first one encrypts"]
-
-
-def test_audit_policy_keeps_secret_bodies_out_and_records_changes():
-    policy = kubeadm.audit_policy()
-    assert policy["omitStages"] == ["RequestReceived"]
-    rules = policy["rules"]
-    assert rules[-1] == {"level": "Metadata"}
-
-    def first_rule(group, resource, verb):
-        for rule in rules:
-            if "nonResourceURLs" in rule:
-                continue
-            if "verbs" in rule and verb not in rule["verbs"]:
-                continue
-            if "users" in rule or "userGroups" in rule:
-                continue
-            if "resources" in rule and not any(
-                    r["group"] == group and resource in r["resources"] for r in rule["resources"]):
-                continue
-            return rule["level"]
-        raise AssertionError("no rule")
-
-    assert first_rule("", "secrets", "create") == "Metadata"
-    assert first_rule("", "secrets", "get") == "Metadata"
-    assert first_rule("", "configmaps", "update") == "Metadata"
-    assert first_rule("authentication.k8s.io", "tokenreviews", "create") == "Metadata"
-    assert first_rule("", "pods/exec", "create") == "Metadata"
-    assert first_rule("apps", "deployments", "patch") == "Request"
-    assert first_rule("", "pods", "delete") == "Request"
-    assert first_rule("", "pods", "list") == "Metadata"
-    assert first_rule("", "events", "create") == "None"
-    assert rules[0] == {"level": "None", "nonResourceURLs": ["/healthz*", "/livez*", "/readyz*", "/version"]}
-
-
-def test_control_plane_files_follow_the_options():
-    files = kubeadm.control_plane_files({}, [KEY])
-    assert sorted(files) == ["/etc/kubernetes/audit/policy.yaml", "/etc/kubernetes/encryption/config.yaml"]
-    assert files["/etc/kubernetes/audit/policy.yaml"] == kubeadm.audit_policy()
-    assert files["/etc/kubernetes/encryption/config.yaml"] == kubeadm.encryption_config([KEY])
-
-    assert sorted(kubeadm.control_plane_files({"secrets_encryption": False})) == ["/etc/kubernetes/audit/policy.yaml"]
-    assert kubeadm.control_plane_files({"secrets_encryption": False, "audit": False}) == {}
-    assert problems(kubeadm.control_plane_files, {}) == [
-        "control_plane_encryption_keys: got nothing; must list at least one {name, secret} key; the first one encrypts"]
-
-    texts = kubeadm.control_plane_file_texts({"audit_policy_file": "/etc/plinth/audit/policy.yaml"}, [KEY])
-    assert sorted(texts) == ["/etc/kubernetes/encryption/config.yaml", "/etc/plinth/audit/policy.yaml"]
-    assert texts["/etc/plinth/audit/policy.yaml"].startswith("---\n# Policy, generated by Plinth.\napiVersion: ")
-    assert yaml.safe_load(texts["/etc/kubernetes/encryption/config.yaml"]) == kubeadm.encryption_config([KEY])
-
-
-# --- options ----------------------------------------------------------------------
-
-def test_default_options_are_complete():
-    defaults = kubeadm.default_options()
-    assert sorted(defaults) == sorted(kubeadm.OPTIONS)
-    assert defaults["kubelet_fail_cgroup_v1"] is True
-    # Signed serving certificates by default: metrics-server verifies kubelets.
-    assert defaults["kubelet_server_tls_bootstrap"] is True
-    assert defaults["ignore_preflight_errors"] == []
-    assert defaults["image_repository"] == "registry.k8s.io"
-    assert init(options=defaults) == init(options={}) == init(options=None)
-
-
-def test_every_option_problem_is_reported_at_once_under_the_role_variable():
-    options = {
-        "cert_sans": ["api.example.com", "not a host!"],
-        "kube_proxy_mode": "userspace",
-        "ignore_preflight_errors": ["System Verification"],
-        "audit_log_maxsize": 0,
-        "encryption_resources": ["configmaps"],
-        "cri_socket": "/run/containerd/containerd.sock",
-        "component_bind_address": "localhost",
-        "etcd_listen_metrics_urls": "0.0.0.0:2381",
-        "image_repository": "https://registry.example.com",
-        "colour": "blue",
-    }
-    errors = problems(kubeadm.init_documents, spec_of(), "cp-1", options)
-    assert len(errors) == 10, errors
-    starts = sorted(e.split(":", 1)[0] for e in errors)
-    assert starts == sorted([
-        "control_plane_cert_sans[1]", "control_plane_kube_proxy_mode", "control_plane_ignore_preflight_errors[0]",
-        "control_plane_audit_log_maxsize", "control_plane_encryption_resources", "control_plane_cri_socket",
-        "control_plane_component_bind_address", "control_plane_etcd_listen_metrics_urls",
-        "control_plane_image_repository", "control_plane_colour"])
-    assert "control_plane_cert_sans[1]: got 'not a host!'; must be an IP address or a DNS name" in errors
-    assert "control_plane_kube_proxy_mode: got 'userspace'; must be one of 'iptables', 'ipvs', 'nftables'" in errors
-
-
-@pytest.mark.parametrize("option,value,fine", [
-    ("component_bind_address", "0.0.0.0", True), ("component_bind_address", "::1", True),
-    ("component_bind_address", "192.0.2.11", False), ("component_bind_address", "localhost", False),
-    ("etcd_listen_metrics_urls", "http://0.0.0.0:2381", True),
-    ("etcd_listen_metrics_urls", "http://127.0.0.1:2381,https://[::]:2382", True),
-    ("etcd_listen_metrics_urls", "http://192.0.2.11:2381", False),
-    ("etcd_listen_metrics_urls", "http://0.0.0.0", False), ("etcd_listen_metrics_urls", "0.0.0.0:2381", False),
-])
-def test_listen_addresses_must_exist_on_every_control_plane_host(option, value, fine):
-    spec = spec_of()
-    if fine:
-        assert kubeadm.init_documents(spec, "cp-1", {option: value})
-    else:
-        errors = problems(kubeadm.init_documents, spec, "cp-1", {option: value})
-        assert len(errors) == 1 and errors[0].startswith("control_plane_%s: got %r" % (option, value))
-        assert errors[0].endswith("every control-plane host shares it, so it must be 0.0.0.0, ::, 127.0.0.1 or ::1")
-
-
-def test_file_options_need_directories_of_their_own():
-    options = {"encryption_config_file": "/etc/kubernetes/encryption.yaml",
-               "audit_policy_file": "/var/log/kubernetes/audit/policy.yaml",
-               "audit_log_file": "relative/audit.log"}
-    errors = problems(kubeadm.init_documents, spec_of(), "cp-1", options)
-    assert len(errors) == 2, errors
-    assert errors[0].startswith("control_plane_encryption_config_file: got '/etc/kubernetes/encryption.yaml'; "
-                                "must sit in a directory of its own")
-    assert errors[1] == ("control_plane_audit_log_file: got 'relative/audit.log'; must be an absolute, "
-                         "normalized path")
-
-    options = {"audit_policy_file": "/etc/kubernetes/audit/policy.yaml",
-               "audit_log_file": "/etc/kubernetes/audit/audit.log"}
-    errors = problems(kubeadm.init_documents, spec_of(), "cp-1", options)
-    assert errors == ["control_plane_audit_log_file: got '/etc/kubernetes/audit/audit.log'; shares the directory "
-                      "/etc/kubernetes/audit with control_plane_audit_policy_file; each file is mounted into "
-                      "kube-apiserver through a directory of its own"]
-    # Only the files in use need their own directory.
-    assert init(options=dict(options, audit=False))
-
-
-def test_join_options_are_named_after_the_role_that_joins():
-    spec = spec_of()
-    errors = problems(kubeadm.join_documents, spec, "worker-1", {"cri_socket": "tcp://x"}, TOKEN, CA_HASH)
-    assert errors[0].startswith("node_join_cri_socket: got 'tcp://x'")
-    errors = problems(kubeadm.join_documents, spec, "cp-2", {"cri_socket": "tcp://x"}, TOKEN, CA_HASH, CERT_KEY,
-                      control_plane=True)
-    assert errors[0].startswith("control_plane_cri_socket: got 'tcp://x'")
-    assert problems(kubeadm.init_documents, spec, "cp-1", ["cert_sans"]) == [
-        "control_plane: got ['cert_sans']; must be a mapping of option name to value"]
-
-
 # --- hosts, versions and run-time secrets --------------------------------------------
 
 def test_hosts_must_fit_the_command():
     spec = spec_of()
-    assert problems(kubeadm.init_documents, spec, "worker-1") == [
+    assert problems(documents.init_documents, spec, "worker-1") == [
         "host: got 'worker-1'; is not in the control-plane group control_plane"]
-    assert problems(kubeadm.join_documents, spec, "cp-2", None, TOKEN, CA_HASH) == [
+    assert problems(documents.join_documents, spec, "cp-2", None, TOKEN, CA_HASH) == [
         "host: got 'cp-2'; is a control-plane host (group control_plane): join it as one"]
-    assert problems(kubeadm.join_documents, spec, "gw-1", None, TOKEN, CA_HASH, CERT_KEY, control_plane=True) == [
+    assert problems(documents.join_documents, spec, "gw-1", None, TOKEN, CA_HASH, CERT_KEY, control_plane=True) == [
         "host: got 'gw-1'; is not in the control-plane group control_plane"]
-    errors = problems(kubeadm.join_documents, spec, "nowhere", None, TOKEN, CA_HASH)
+    errors = problems(documents.join_documents, spec, "nowhere", None, TOKEN, CA_HASH)
     assert errors[0].startswith("host: got 'nowhere'; is not a host of the platform (known: ceph-1, ceph-2")
 
 
 def test_host_names_must_be_node_names():
     def edit(_variables, groups, hostvars):
-        groups["workers"] = sorted(groups["workers"] + ["Worker_4"])
+        for group in ("workers", "k8s_cluster"):
+            groups[group] = sorted(groups[group] + ["Worker_4"])
         hostvars["Worker_4"] = {"ansible_host": "192.0.2.44"}
 
-    errors = problems(kubeadm.join_documents, spec_of(edit=edit), "Worker_4", None, TOKEN, CA_HASH)
+    errors = problems(documents.join_documents, spec_of(edit=edit), "Worker_4", None, TOKEN, CA_HASH)
     assert errors == ["host: got 'Worker_4'; is the Node name and must be a DNS subdomain (lowercase letters, "
                       "digits, '-' and '.')"]
 
@@ -615,70 +403,6 @@ def test_kubernetes_older_than_v1beta4_is_refused():
     def edit(variables, _groups, _hostvars):
         variables["plinth_kubernetes_version"] = "1.30.9"
 
-    assert problems(kubeadm.init_documents, spec_of(edit=edit), "cp-1") == [
+    assert problems(documents.init_documents, spec_of(edit=edit), "cp-1") == [
         "plinth_kubernetes_version: got '1.30.9'; kubeadm configuration kubeadm.k8s.io/v1beta4 needs Kubernetes "
         "1.31 or newer"]
-
-
-def test_run_time_secrets_are_checked_without_showing_them():
-    spec = spec_of()
-    leaked = ["abcdef.ABCDEF0123456789", "sha256:abc", "0123"]
-    errors = problems(kubeadm.join_documents, spec, "cp-2", None, leaked[0], [leaked[1]], leaked[2],
-                      control_plane=True)
-    assert errors == [
-        "token: got '<redacted, 23 characters>'; must be a bootstrap token: [a-z0-9]{6}.[a-z0-9]{16}",
-        "ca_cert_hashes[0]: got '<redacted, 10 characters>'; must be sha256: and 64 hexadecimal digits",
-        "certificate_key: got '<redacted, 4 characters>'; must be 64 hexadecimal digits",
-    ]
-    errors = problems(kubeadm.join_documents, spec, "worker-1")
-    assert errors == [
-        "token: got nothing; must be a bootstrap token: [a-z0-9]{6}.[a-z0-9]{16}",
-        "ca_cert_hashes: got nothing; must be one or more sha256:<64 hex digits> pins of the cluster CA",
-    ]
-    assert problems(kubeadm.join_documents, spec, "worker-1", None, TOKEN, CA_HASH, CERT_KEY) == [
-        "certificate_key: got '<redacted, 64 characters>'; is for control-plane joins only"]
-    assert problems(kubeadm.init_documents, spec, "cp-1", None, "xyz") == [
-        "certificate_key: got '<redacted, 3 characters>'; must be 64 hexadecimal digits"]
-
-
-def test_encryption_keys_read_back_from_the_written_file():
-    keys = [{"name": "key-2", "secret": base64.b64encode(b"b" * 32).decode()},
-            {"name": "key-1", "secret": base64.b64encode(b"a" * 32).decode()}]
-    for provider in ("secretbox", "aescbc"):
-        texts = kubeadm.control_plane_file_texts({"encryption_provider": provider}, keys)
-        assert kubeadm.encryption_keys_in(texts["/etc/kubernetes/encryption/config.yaml"]) == keys
-
-
-@pytest.mark.parametrize("text", ["", None, "kind: Policy\n", "resources: []\n",
-                                  "resources:\n- providers:\n  - identity: {}\n"])
-def test_encryption_keys_of_a_file_without_keys(text):
-    assert kubeadm.encryption_keys_in(text) == []
-
-
-JOIN_COMMAND = ("kubeadm join 10.0.0.10:6443 --token abcdef.0123456789abcdef "
-                "--discovery-token-ca-cert-hash sha256:%s \n" % ("0a" * 32))
-
-
-def test_join_credentials_from_kubeadm_output(production):
-    upload = ("[upload-certs] Storing the certificates in Secret \"kubeadm-certs\" in the \"kube-system\" Namespace\n"
-              "[upload-certs] Using certificate key:\n%s\n" % ("f0" * 32))
-    found = kubeadm.join_credentials(JOIN_COMMAND, upload)
-    assert found == {"token": "abcdef.0123456789abcdef", "ca_cert_hash": "sha256:" + "0a" * 32,
-                     "certificate_key": "f0" * 32}
-    assert set(kubeadm.join_credentials(JOIN_COMMAND)) == {"token", "ca_cert_hash"}
-    # What it reads is what the join configuration accepts.
-    kubeadm.join_documents(build_spec(*production), "worker-1", {},
-                           token=found["token"], ca_cert_hashes=found["ca_cert_hash"])
-
-
-@pytest.mark.parametrize("command,upload,missing", [
-    ("kubeadm join 10.0.0.10:6443 --discovery-token-ca-cert-hash sha256:00", None, "--token"),
-    ("kubeadm join 10.0.0.10:6443 --token secret.value", None, "--discovery-token-ca-cert-hash"),
-    (JOIN_COMMAND, "[upload-certs] Using certificate key:\n", "certificate key"),
-])
-def test_join_credentials_name_what_is_missing_and_show_nothing(command, upload, missing):
-    with pytest.raises(ValueError) as exc:
-        kubeadm.join_credentials(command, upload)
-    message = str(exc.value)
-    assert missing in message and "<redacted, " in message
-    assert "secret" not in message and "f0f0" not in message
