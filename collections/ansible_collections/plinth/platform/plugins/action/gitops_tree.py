@@ -10,13 +10,13 @@ process and back.
 
 from __future__ import absolute_import, annotations, division, print_function
 
-import json
 import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.plinth.platform.plugins.module_utils import gitops, tree
+from ansible_collections.plinth.platform.plugins.module_utils.plain import plain
 
 __metaclass__ = type
 
@@ -45,7 +45,7 @@ class ActionModule(ActionBase):
         dest = os.path.abspath(os.path.expanduser(args["dest"]))
         scope = args["scope"]
         if args["spec"] is not None:
-            spec = json.loads(json.dumps(args["spec"]))  # plain types: YAML refuses Ansible's tagged ones
+            spec = plain(args["spec"])
             files = gitops.render(spec)
             scope = scope or spec["environment"]
             result["summary"] = gitops.summary(spec)

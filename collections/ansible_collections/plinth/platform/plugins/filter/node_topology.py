@@ -5,11 +5,10 @@
 
 from __future__ import absolute_import, annotations, division, print_function
 
-import json
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.plinth.platform.plugins.module_utils import topology
+from ansible_collections.plinth.platform.plugins.module_utils.plain import plain
 
 __metaclass__ = type
 
@@ -56,8 +55,7 @@ def node_topology(spec):
     if not isinstance(spec, dict) or not all(k in spec for k in ("hosts", "node_pools", "control_plane")):
         raise AnsibleFilterError("node_topology expects the platform spec (plinth.platform.validate's fact), "
                                  "got %s" % type(spec).__name__)
-    # Plain data: Ansible hands values back with its own tagged types.
-    return topology.node_topology(json.loads(json.dumps(spec, default=str)))
+    return topology.node_topology(plain(spec))
 
 
 class FilterModule(object):

@@ -5,12 +5,11 @@
 
 from __future__ import absolute_import, annotations, division, print_function
 
-import json
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.plinth.platform.plugins.module_utils import gitops
 from ansible_collections.plinth.platform.plugins.module_utils.components import registry
+from ansible_collections.plinth.platform.plugins.module_utils.plain import plain
 from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
 from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec, host_addresses
 
@@ -38,15 +37,15 @@ def _need_spec(spec, name):
     if not isinstance(spec, dict) or "components" not in spec or "environment" not in spec:
         raise AnsibleFilterError("%s expects the output of plinth.platform.platform_spec, got %s"
                                  % (name, type(spec).__name__))
-    return json.loads(json.dumps(spec))
+    return plain(spec)
 
 
 def gitops_files(spec):
     return gitops.render(_need_spec(spec, "gitops_files"))
 
+
 def argocd_documents(spec):
     return gitops.argocd_documents(_need_spec(spec, "argocd_documents"))
-
 
 
 def gitops_summary(spec):
@@ -74,7 +73,7 @@ def helm_release(spec, release, chart_root=None):
 
 def widened_projects(rendered, live):
     """AppProjects as rendered, each also admitting what its live copy admits (see gitops.widened_projects)."""
-    return gitops.widened_projects(json.loads(json.dumps(rendered)), json.loads(json.dumps(live)))
+    return gitops.widened_projects(plain(rendered), plain(live))
 
 
 def sync_waves(spec):
@@ -85,8 +84,8 @@ class FilterModule(object):
     def filters(self):
         return {
             "platform_spec": platform_spec,
-            "argocd_documents": argocd_documents,
             "gitops_files": gitops_files,
+            "argocd_documents": argocd_documents,
             "gitops_summary": gitops_summary,
             "helm_values": helm_values,
             "helm_release": helm_release,
