@@ -1,17 +1,28 @@
 # -*- coding: utf-8 -*-
 # Copyright: Plinth contributors
 # SPDX-License-Identifier: Apache-2.0
-"""kubeadm configuration filters; the logic lives in module_utils/kubeadm.py."""
+"""kubeadm configuration filters; the logic lives in module_utils/kubeadm/.
+
+The roles hand their settings over without their prefix (``cert_sans``, not
+``control_plane_cert_sans``).  Which role's variables those are is known here,
+at the boundary with Ansible: problems are named after the variable the user
+set.
+"""
 
 from __future__ import absolute_import, annotations, division, print_function
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.plinth.platform.plugins.module_utils import kubeadm
+from ansible_collections.plinth.platform.plugins.module_utils.kubeadm import apiserver_files, credentials
+from ansible_collections.plinth.platform.plugins.module_utils.kubeadm import text as kubeadm_text
 from ansible_collections.plinth.platform.plugins.module_utils.plain import plain
 from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
 
 __metaclass__ = type
+
+# The prefix of the variables each role takes its kubeadm options from.
+CONTROL_PLANE_PREFIX = "control_plane_"
+NODE_JOIN_PREFIX = "node_join_"
 
 
 def _need_spec(spec, name):
@@ -32,8 +43,8 @@ def _call(what, function, *args, **kwargs):
 
 def kubeadm_init_config(spec, host, options=None, certificate_key=None):
     spec = _need_spec(spec, "kubeadm_init_config")
-    return _call("the kubeadm init configuration of %s" % host, kubeadm.init_config, spec, str(host),
-                 plain(options or {}), certificate_key=plain(certificate_key))
+    return _call("the kubeadm init configuration of %s" % host, kubeadm_text.init_config, spec, str(host),
+                 plain(options or {}), certificate_key=plain(certificate_key), prefix=CONTROL_PLANE_PREFIX)
 
 
 def kubeadm_join_config(spec, host, options=None, token=None, ca_cert_hashes=None, certificate_key=None,
@@ -41,26 +52,27 @@ def kubeadm_join_config(spec, host, options=None, token=None, ca_cert_hashes=Non
     spec = _need_spec(spec, "kubeadm_join_config")
     if not isinstance(control_plane, bool):
         raise AnsibleFilterError("kubeadm_join_config: control_plane must be true or false, got %r" % (control_plane,))
-    return _call("the kubeadm join configuration of %s" % host, kubeadm.join_config, spec, str(host),
+    return _call("the kubeadm join configuration of %s" % host, kubeadm_text.join_config, spec, str(host),
                  plain(options or {}), token=plain(token), ca_cert_hashes=plain(ca_cert_hashes),
-                 certificate_key=plain(certificate_key), control_plane=control_plane)
+                 certificate_key=plain(certificate_key), control_plane=control_plane,
+                 prefix=CONTROL_PLANE_PREFIX if control_plane else NODE_JOIN_PREFIX)
 
 
 def kubeadm_control_plane_files(options, encryption_keys=None):
-    return _call("the API server's files", kubeadm.control_plane_file_texts, plain(options or {}),
-                 plain(encryption_keys))
+    return _call("the API server's files", kubeadm_text.control_plane_file_texts, plain(options or {}),
+                 plain(encryption_keys), prefix=CONTROL_PLANE_PREFIX)
 
 
 def kubeadm_join_credentials(join_command, upload_certs_output=None):
     try:
-        return kubeadm.join_credentials(join_command, upload_certs_output)
+        return credentials.join_credentials(join_command, upload_certs_output)
     except ValueError as exc:
         raise AnsibleFilterError("kubeadm_join_credentials: %s" % exc)
 
 
 def kubeadm_encryption_keys(text):
     try:
-        return kubeadm.encryption_keys_in(text)
+        return apiserver_files.encryption_keys_in(text)
     except (ValueError, AttributeError, KeyError, TypeError) as exc:
         raise AnsibleFilterError("kubeadm_encryption_keys: not an EncryptionConfiguration (%s)" % type(exc).__name__)
 

@@ -14,7 +14,7 @@ from __future__ import absolute_import, annotations, division, print_function
 import ipaddress
 import posixpath
 
-from ansible_collections.plinth.platform.plugins.module_utils import schema as s, secrets
+from ansible_collections.plinth.platform.plugins.module_utils import placement, schema as s, secrets
 from ansible_collections.plinth.platform.plugins.module_utils.plain import plain
 from ansible_collections.plinth.platform.plugins.module_utils.components import registry
 from ansible_collections.plinth.platform.plugins.module_utils import gitops as tree_layout
@@ -89,10 +89,10 @@ def _top_fields():
             "port": s.Int(6443, minimum=1, maximum=65535),
         }),
         "plinth_control_plane_group": s.Str("control_plane"),
-        "plinth_pod_cidr": s.Str("10.244.0.0/16", checks=[s.cidr]),
         "plinth_cluster_group": s.Str("k8s_cluster",
                                       doc="inventory group of every Kubernetes host (the control plane and "
                                           "every pool); the playbooks that touch the hosts target it"),
+        "plinth_pod_cidr": s.Str("10.244.0.0/16", checks=[s.cidr]),
         "plinth_service_cidr": s.Str("10.96.0.0/12", checks=[s.cidr]),
         "plinth_host_network": s.Str(None, nullable=True, checks=[s.cidr],
                                      doc="the hosts' own subnet (every host address and the control-plane "
@@ -141,9 +141,9 @@ def build_spec(variables, groups, hostvars=None, playbook_dir=None):
     """Validate inventory ``variables`` (the ``plinth_*`` ones) against ``groups``.
 
     ``hostvars`` maps host names to their variables; only ``ansible_host`` is read.
-    Returns the normalized spec, or raises ``SpecError`` with every problem found.
     ``playbook_dir`` anchors the controller's default paths (``spec["paths"]``); without it
     they are relative, as seen from the playbooks' folder.
+    Returns the normalized spec, or raises ``SpecError`` with every problem found.
     """
     variables = plain(dict((k, v) for k, v in variables.items() if k not in RUN_VARIABLES))
     groups = plain(groups or {})
@@ -166,16 +166,16 @@ def build_spec(variables, groups, hostvars=None, playbook_dir=None):
         "gitops": top["plinth_gitops"] or {},
         "node_pools": {},
         "control_plane": {"group": top["plinth_control_plane_group"], "hosts": []},
-        "hosts": {},
         "groups": {"cluster": top["plinth_cluster_group"], "control_plane": top["plinth_control_plane_group"]},
+        "hosts": {},
         "components": top["plinth_components"] or {},
         "apps": top["plinth_apps"] or [],
     }
     _resolve_hosts(spec, top["plinth_node_pools"] or {}, groups, hostvars, errors)
-    _check_network(spec, errors)
     _check_cluster_group(spec, groups, errors)
     spec["groups"]["storage"] = storage_group(spec)
     spec["paths"] = controller_paths(spec, playbook_dir)
+    _check_network(spec, errors)
     _check_components(spec, errors)
     _check_apps(spec, errors)
     _check_local_charts(spec, errors)
@@ -243,11 +243,12 @@ def _resolve_hosts(spec, pools, groups, hostvars, errors):
     # kubeadm taints every control-plane host; a pool's workloads only tolerate the pool's own taints.
     for host in cp["hosts"]:
         for name in owner.get(host, []):
-            if CONTROL_PLANE_TAINT not in _taint_set(spec["node_pools"][name]):
+            if placement.CONTROL_PLANE_TAINT not in _taint_set(spec["node_pools"][name]):
                 errors.add("plinth_node_pools.%s.group" % name, spec["node_pools"][name]["group"],
                            "host %s is also a control-plane host (group %s), tainted %s:%s by kubeadm; "
                            "a control-plane host may sit in a pool only when the pool has that taint"
-                           % (host, cp["group"], CONTROL_PLANE_TAINT[0], CONTROL_PLANE_TAINT[2]))
+                           % (host, cp["group"], placement.CONTROL_PLANE_TAINT["key"],
+                              placement.CONTROL_PLANE_TAINT["effect"]))
 
     users = {}
     for host in sorted(set(cp["hosts"]) | set(owner)):
@@ -260,6 +261,10 @@ def _resolve_hosts(spec, pools, groups, hostvars, errors):
             where = "hostvars[%r].ansible_host" % host if vars_.get("ansible_host") else "host %r" % host
             errors.add(where, address, rule)
         if users.setdefault(address, host) != host:
+            errors.add("hostvars[%r].ansible_host" % host, address,
+                       "is also the address of host %s; every host needs its own address" % users[address])
+
+
 def _check_cluster_group(spec, groups, errors):
     """The playbooks reach the hosts through the cluster group: it must hold every host the spec knows."""
     name = spec["groups"]["cluster"]
@@ -307,15 +312,9 @@ def controller_paths(spec, playbook_dir):
     }
 
 
-            errors.add("hostvars[%r].ansible_host" % host, address,
-                       "is also the address of host %s; every host needs its own address" % users[address])
-
-
-CONTROL_PLANE_TAINT = ("node-role.kubernetes.io/control-plane", "", "NoSchedule")
-
-
 def _taint_set(pool):
-    return sorted((t["key"], t["value"], t["effect"]) for t in pool["taints"] if t)
+    """The pool's taints as placement normalizes them, in an order that holds whatever their types."""
+    return sorted((placement.normalized_taint(t) for t in pool["taints"] if t), key=repr)
 
 
 def _check_network(spec, errors):
