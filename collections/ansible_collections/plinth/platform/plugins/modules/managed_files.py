@@ -194,15 +194,20 @@ class Files(object):
         self.attributes(path, entry, "file")
 
     def write(self, path, content):
+        """Stage ``content`` beside ``path`` (same file system, private until moved) and move it in place.
+
+        ``atomic_move`` gives the new file the replaced one's owner, mode and SELinux context, or
+        the umask's mode and the default context when there was none; ``attributes`` then sets
+        the wanted owner, group and mode, as ansible.builtin.copy does after its own move.
+        """
         handle, staged = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".%s." % os.path.basename(path))
+        self.module.add_cleanup_file(staged)  # removed on exit_json and fail_json alike, if it is still there
         try:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(content)
-            os.chmod(staged, 0o600)
             self.module.atomic_move(staged, path)
-        finally:
-            if os.path.exists(staged):
-                os.unlink(staged)
+        except Exception as exc:  # atomic_move raises a bare Exception for whatever stops it
+            self.module.fail_json(msg="%s: could not be written: %s" % (path, exc), changed_paths=self.changed_paths)
 
     def absent(self, path):
         if os.path.isdir(path) and not os.path.islink(path):

@@ -87,6 +87,28 @@ def test_a_mode_change_alone_is_a_change(tmp_path, apply):
     assert result["changed_paths"] == [str(path)] and mode(path) == 0o644
 
 
+def test_a_rewritten_file_gets_the_wanted_mode_not_the_one_it_replaced(tmp_path, apply):
+    # atomic_move hands the new file the old one's mode; the wanted one is set after it.
+    path = tmp_path / "f"
+    apply([entry(path, "old\n")])
+    os.chmod(str(path), 0o666)
+
+    result = apply([entry(path, "new\n", mode="0600")])[1]
+    assert result["changed_paths"] == [str(path)]
+    assert path.read_text() == "new\n" and mode(path) == 0o600
+    assert not apply([entry(path, "new\n", mode="0600")])[1]["changed"]
+
+
+def test_a_failed_move_names_the_file_and_leaves_nothing_staged(tmp_path, apply, monkeypatch):
+    def refuse(module, src, dest, **kwargs):
+        raise Exception("Could not replace %r with %r." % (dest, src))
+
+    monkeypatch.setattr(managed_files.AnsibleModule, "atomic_move", refuse)
+    code, result = apply([entry(tmp_path / "a.conf", "x\n")])
+    assert code == 1 and result["msg"].startswith("%s: could not be written: Could not replace" % (tmp_path / "a.conf"))
+    assert os.listdir(str(tmp_path)) == []
+
+
 def test_check_mode_reports_every_change_and_touches_nothing(tmp_path, apply):
     existing, new = tmp_path / "existing", tmp_path / "new" / "file"
     apply([entry(existing, "old\n")])
