@@ -52,8 +52,7 @@ import sys
 import tempfile
 import time
 
-from airgap import build_kubernetes as kube
-from airgap import cache
+from airgap import cache, gomodules
 
 ARGOCD_MODULE = "github.com/argoproj/argo-cd/v3"
 ARGOCD_PACKAGE = ARGOCD_MODULE + "/cmd"
@@ -74,12 +73,12 @@ VERSION_PACKAGE = ARGOCD_MODULE + "/common"
 APPROVED_TOOLCHAIN = "go1.27.3"
 
 
-class BuildError(kube.BuildError):
+class BuildError(gomodules.BuildError):
     pass
 
 
 def log(message):
-    kube.log(message)
+    gomodules.log(message)
 
 
 def version_tuple(text):
@@ -98,7 +97,7 @@ def choose_toolchain(go_line):
     if local and local not in ("local", "auto"):
         return local
     os.environ["GOTOOLCHAIN"] = "local"
-    have = version_tuple(kube.go_version())
+    have = version_tuple(gomodules.go_version())
     if not go_line or version_tuple(go_line) <= have:
         return "local (go%d.%d.%d)" % have
     if version_tuple(go_line) > version_tuple(APPROVED_TOOLCHAIN):
@@ -110,12 +109,12 @@ def choose_toolchain(go_line):
 
 
 def resolve_argocd(version):
-    wanted = "v%d.%d.%d" % kube.parse_version(version)
-    info = kube.module_info(ARGOCD_MODULE, wanted)
+    wanted = "v%d.%d.%d" % gomodules.parse_version(version)
+    info = gomodules.module_info(ARGOCD_MODULE, wanted)
     if not info and os.environ.get("GOTOOLCHAIN") != APPROVED_TOOLCHAIN:
         # A local go older than the release's go line refuses even to download it.
         os.environ["GOTOOLCHAIN"] = APPROVED_TOOLCHAIN
-        info = kube.module_info(ARGOCD_MODULE, wanted)
+        info = gomodules.module_info(ARGOCD_MODULE, wanted)
     if not info:
         raise BuildError("%s %s is not on the Go module proxy" % (ARGOCD_MODULE, wanted))
     return info
@@ -143,7 +142,7 @@ class ReplaceResolver:
         return replaces, []
 
     def local_replace(self, module, required, subdir):
-        info = kube.module_info(module, required)
+        info = gomodules.module_info(module, required)
         if info:
             self.resolved[module] = {"source": "proxy", "version": info["Version"]}
             return "%s => %s %s" % (module, module, info["Version"])
@@ -238,7 +237,7 @@ def argocd_ldflags(info, go_mod, commit, tree_state):
             client_go["k8s.io/client-go"] = parts[1]
     values = {
         "version": info["Version"].lstrip("v"),
-        "buildDate": kube.module_time(info),
+        "buildDate": gomodules.module_time(info),
         "gitCommit": commit,
         "gitTag": info["Version"],
         "gitTreeState": tree_state,
@@ -280,7 +279,7 @@ def build(args):
     if shutil.which("go") is None:
         raise BuildError("the go tool is not on PATH")
     info = resolve_argocd(args.version)
-    go_mod = kube.read_go_mod(info["GoMod"])
+    go_mod = gomodules.read_go_mod(info["GoMod"])
     toolchain = choose_toolchain(go_mod["go"])
     release_dir = os.path.join(args.cache, "argocd", info["Version"])
     bin_dir = os.path.join(release_dir, "bin")
@@ -288,19 +287,19 @@ def build(args):
     info_path = os.path.join(release_dir, "build-info.json")
     target = os.path.join(bin_dir, BINARY)
 
-    with kube.locked(os.path.join(release_dir, ".lock")):
-        kube.remove_partial_builds(bin_dir)
+    with gomodules.locked(os.path.join(release_dir, ".lock")):
+        gomodules.remove_partial_builds(bin_dir)
         seconds = None
         if os.path.exists(target) and not args.force:
             log("%-24s already built, skipped" % BINARY)
         else:
-            build_info = kube.load_build_info(info_path)
+            build_info = gomodules.load_build_info(info_path)
             build_info["argocd_version"] = info["Version"]
             seconds = build_binary(info, go_mod, release_dir, target, args, toolchain, build_info)
-            kube.save_build_info(info_path, build_info)
+            gomodules.save_build_info(info_path, build_info)
         install_support_files(info, release_dir, bin_dir)
     if seconds is not None:
-        kube.report_timings([(BINARY, seconds)], bin_dir)
+        gomodules.report_timings([(BINARY, seconds)], bin_dir)
     log("Argo CD %s in %s (CRDs in %s)" % (info["Version"], bin_dir, os.path.join(release_dir, "crds")))
 
 
@@ -308,12 +307,12 @@ def build_binary(info, go_mod, release_dir, target, args, toolchain, build_info)
     work_dir = os.path.join(release_dir, "work")
     resolver = ReplaceResolver(info, work_dir, args.gitops_engine_source)
     started = time.monotonic()
-    kube.prepare_work_module(work_dir, info, [ARGOCD_PACKAGE], resolver)
+    gomodules.prepare_work_module(work_dir, info, [ARGOCD_PACKAGE], resolver)
     log("resolved %s %s in %.1f s; local replaces: %s" % (
         ARGOCD_MODULE, info["Version"], time.monotonic() - started,
         ", ".join("%s from %s" % (module, record["source"])
                   for module, record in sorted(resolver.resolved.items())) or "none"))
-    commit = kube.module_origin(info).get("Hash", "")
+    commit = gomodules.module_origin(info).get("Hash", "")
     for record in resolver.resolved.values():
         commit = commit or record.get("commit", "")
     # Sources that are the tag's own files (the module archive, gitops-engine from the proxy
@@ -323,8 +322,8 @@ def build_binary(info, go_mod, release_dir, target, args, toolchain, build_info)
     tree_state = "clean" if commit and verified else "archive"
     log("building %s %s (one multi-call binary, cold: 12-20 min) ..." % (BINARY, info["Version"]))
     ldflags = argocd_ldflags(info, go_mod, commit, tree_state)
-    seconds = kube.go_build(work_dir, ARGOCD_PACKAGE, target, ldflags, None, args.arch)
-    record = kube.build_record(info, ARGOCD_MODULE, ARGOCD_PACKAGE, args.arch, seconds)
+    seconds = gomodules.go_build(work_dir, ARGOCD_PACKAGE, target, ldflags, None, args.arch)
+    record = gomodules.build_record(info, ARGOCD_MODULE, ARGOCD_PACKAGE, args.arch, seconds)
     record.update({
         "toolchain": toolchain,
         "replaced_modules": resolver.resolved,
@@ -372,7 +371,7 @@ def main(argv=None):
     args.cache = os.path.abspath(os.path.expanduser(args.cache))
     try:
         build(args)
-    except kube.BuildError as error:
+    except gomodules.BuildError as error:
         sys.exit("build_argocd: %s" % error)
 
 

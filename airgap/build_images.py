@@ -53,7 +53,7 @@ import tarfile
 import tempfile
 import time
 
-from airgap import artifact_mirror, cache, launch
+from airgap import artifact_mirror, cache, gomodules, launch
 from airgap import build_kubernetes as kube
 
 PAUSE_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pause")
@@ -110,7 +110,7 @@ class BuildError(Exception):
     pass
 
 
-log = kube.log
+log = gomodules.log
 
 
 sha256_file = artifact_mirror.sha256_of
@@ -174,14 +174,14 @@ def build_module_binary(args, name, module, tag, ldflags_for):
     if os.path.exists(target) and not args.force:
         return target, 0.0
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    with kube.locked(os.path.join(release_dir, ".lock")):
-        info = kube.module_info(module, tag)
+    with gomodules.locked(os.path.join(release_dir, ".lock")):
+        info = gomodules.module_info(module, tag)
         if not info:
             raise BuildError("%s %s is not on the Go module proxy" % (module, tag))
         work_dir = os.path.join(release_dir, "work")
-        kube.prepare_work_module(work_dir, info, [module], kube.module_replacements)
+        gomodules.prepare_work_module(work_dir, info, [module], gomodules.module_replacements)
         log("building %s %s ..." % (name, tag))
-        seconds = kube.go_build(work_dir, module, target, ldflags_for(info), None, args.arch)
+        seconds = gomodules.go_build(work_dir, module, target, ldflags_for(info), None, args.arch)
     return target, seconds
 
 
@@ -189,14 +189,14 @@ def build_coredns(args, tag):
     return build_module_binary(
         args, "coredns", COREDNS_MODULE, tag,
         lambda info: "-s -w -X '%s=%s'" % (COREDNS_COMMIT_VARIABLE,
-                                           kube.module_origin(info).get("Hash", "")[:7]))
+                                           gomodules.module_origin(info).get("Hash", "")[:7]))
 
 
 def build_kube_vip(args, tag):
     return build_module_binary(
         args, "kube-vip", KUBE_VIP_MODULE, tag,
         lambda info: "-s -w -X 'main.Version=%s' -X 'main.Build=%s'" % (
-            tag, kube.module_origin(info).get("Hash", "")))
+            tag, gomodules.module_origin(info).get("Hash", "")))
 
 
 def build_pause(args, tag):
@@ -211,7 +211,7 @@ def build_pause(args, tag):
     os.makedirs(os.path.dirname(target), exist_ok=True)
     ldflags = "-s -w -X 'main.version=%s'" % tag
     # -buildvcs=false: the source sits in a git checkout whose state must not change the binary.
-    seconds = kube.go_build(PAUSE_SOURCE, ".", target, ldflags, None, args.arch, extra=["-buildvcs=false"])
+    seconds = gomodules.go_build(PAUSE_SOURCE, ".", target, ldflags, None, args.arch, extra=["-buildvcs=false"])
     return target, seconds
 
 
@@ -551,7 +551,7 @@ def build(args):
     image_dir = os.path.join(args.cache, "images", args.version)
     os.makedirs(image_dir, exist_ok=True)
     manifest_path = os.path.join(image_dir, "manifest.json")
-    with kube.locked(os.path.join(image_dir, ".lock")):
+    with gomodules.locked(os.path.join(image_dir, ".lock")):
         for name in os.listdir(image_dir):
             if name.startswith(".") and name != ".lock":
                 remove_partial(os.path.join(image_dir, name))
@@ -635,7 +635,7 @@ def parse_args(argv):
                              "the tag is the Go module version)" % ", ".join(EXTRA_IMAGES))
     parser.add_argument("--force", action="store_true", help="rebuild images already in the cache")
     args = parser.parse_args(argv)
-    args.version = "v%d.%d.%d" % kube.parse_version(args.version)
+    args.version = "v%d.%d.%d" % gomodules.parse_version(args.version)
     args.cache = os.path.abspath(os.path.expanduser(args.cache))
     return args
 
@@ -645,7 +645,7 @@ def main(argv=None):
     try:
         args = parse_args(argv)
         build(args)
-    except (BuildError, kube.BuildError) as error:
+    except (BuildError, gomodules.BuildError) as error:
         sys.exit("build_images: %s" % error)
 
 

@@ -35,19 +35,14 @@ module cache that already holds the modules).
 """
 
 import argparse
-import contextlib
-import fcntl
-import json
 import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 
-from airgap import cache
+from airgap import cache, gomodules
 
 KUBERNETES_MODULE = "k8s.io/kubernetes"
 CRI_TOOLS_MODULE = "sigs.k8s.io/cri-tools"
@@ -64,8 +59,6 @@ KUBERNETES_BINARIES = DEFAULT_BINARIES + (
 BUILD_TAGS = "selinux,notest,grpcnotrace"
 # Both packages carry the version variables; the release stamps both.
 VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
-VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
-WORK_MODULE = "plinth.build/kubernetes"
 
 # The etcd server module holds the etcd main package at its root.
 ETCD_MODULE = "go.etcd.io/etcd/server/v3"
@@ -106,56 +99,16 @@ KWOK_STAGES = (
 OTHER_TARGETS = (ETCD_BINARY, CNI_PLUGINS_TARGET, KWOK_TARGET)
 
 
-class BuildError(Exception):
-    pass
-
-
-def log(message):
-    print(message, flush=True)
-
-
-def parse_version(text):
-    match = VERSION_RE.match(text.strip())
-    if not match:
-        raise BuildError("--version %r: expected MAJOR.MINOR.PATCH, e.g. 1.36.3" % text)
-    return tuple(int(part) for part in match.groups())
-
-
-def run_go(args, cwd=None, env=None, capture=True):
-    command = ["go"] + args
-    result = subprocess.run(
-        command,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE if capture else None,
-        stderr=subprocess.PIPE if capture else None,
-        text=True,
-    )
-    return result
-
-
-def module_info(module, version):
-    """Download module@version (a version or a query such as v1.36); None if absent."""
-    result = run_go(["mod", "download", "-json", "%s@%s" % (module, version)])
-    try:
-        info = json.loads(result.stdout)
-    except ValueError:
-        return None
-    if result.returncode != 0 or info.get("Error"):
-        return None
-    return info
-
-
 def resolve_kubernetes(version):
     """The k8s.io/kubernetes release to build: the one asked for, else the newest patch of its minor."""
     major, minor, patch = version
     wanted = "v%d.%d.%d" % version
-    info = module_info(KUBERNETES_MODULE, wanted)
+    info = gomodules.module_info(KUBERNETES_MODULE, wanted)
     if info:
         return info, None
-    info = module_info(KUBERNETES_MODULE, "v%d.%d" % (major, minor))
+    info = gomodules.module_info(KUBERNETES_MODULE, "v%d.%d" % (major, minor))
     if not info:
-        raise BuildError(
+        raise gomodules.BuildError(
             "%s: neither %s nor any v%d.%d.x is on the Go module proxy"
             % (KUBERNETES_MODULE, wanted, major, minor)
         )
@@ -166,59 +119,21 @@ def resolve_kubernetes(version):
 def resolve_cri_tools(minor, pinned):
     """cri-tools of the same minor when published, else the newest release."""
     if pinned:
-        info = module_info(CRI_TOOLS_MODULE, pinned if pinned.startswith("v") else "v" + pinned)
+        info = gomodules.module_info(CRI_TOOLS_MODULE, pinned if pinned.startswith("v") else "v" + pinned)
         if not info:
-            raise BuildError("%s %s is not on the Go module proxy" % (CRI_TOOLS_MODULE, pinned))
+            raise gomodules.BuildError("%s %s is not on the Go module proxy" % (CRI_TOOLS_MODULE, pinned))
         return info, None
     # A minor query needs the proxy's version list, which may omit releases it
     # still serves; the minor's first release is asked for by name as well.
     for query in ("v1.%d" % minor, "v1.%d.0" % minor):
-        info = module_info(CRI_TOOLS_MODULE, query)
+        info = gomodules.module_info(CRI_TOOLS_MODULE, query)
         if info:
             return info, None
-    info = module_info(CRI_TOOLS_MODULE, "latest")
+    info = gomodules.module_info(CRI_TOOLS_MODULE, "latest")
     if not info:
-        raise BuildError("%s: no release on the Go module proxy" % CRI_TOOLS_MODULE)
+        raise gomodules.BuildError("%s: no release on the Go module proxy" % CRI_TOOLS_MODULE)
     return info, "%s has no v1.%d.x on the Go module proxy; using %s, the newest" % (
         CRI_TOOLS_MODULE, minor, info["Version"])
-
-
-def read_go_mod(path):
-    """The parts of a go.mod this build needs: go/godebug lines, requires, replaces."""
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
-    directives = {"go": None, "godebug": [], "require": {}, "replace": []}
-    block = None
-    for raw in text.splitlines():
-        line = raw.split("//", 1)[0].strip()
-        if not line:
-            continue
-        if block:
-            if line == ")":
-                block = None
-                continue
-            add_directive(directives, block, line)
-            continue
-        keyword, _, rest = line.partition(" ")
-        rest = rest.strip()
-        if rest == "(":
-            block = keyword
-        elif keyword in ("go", "godebug", "require", "replace"):
-            add_directive(directives, keyword, rest)
-    return directives
-
-
-def add_directive(directives, keyword, body):
-    if keyword == "go":
-        directives["go"] = body
-    elif keyword == "godebug":
-        directives["godebug"].append(body)
-    elif keyword == "require":
-        parts = body.split()
-        directives["require"][parts[0]] = parts[1]
-    elif keyword == "replace":
-        old, _, new = body.partition("=>")
-        directives["replace"].append((old.strip(), new.strip()))
 
 
 def staging_replacements(go_mod, release, stub_root):
@@ -236,7 +151,7 @@ def staging_replacements(go_mod, release, stub_root):
         module = old.split()[0]
         if module not in go_mod["require"]:
             continue
-        if module_info(module, release):
+        if gomodules.module_info(module, release):
             replaces.append("%s => %s %s" % (module, module, release))
             continue
         stub = os.path.join(stub_root, module)
@@ -248,47 +163,6 @@ def staging_replacements(go_mod, release, stub_root):
     return replaces, stubs
 
 
-def module_replacements(go_mod):
-    """A plain module's own replaces, which a requiring module must repeat."""
-    local = [old for old, new in go_mod["replace"] if new.startswith(".")]
-    if local:
-        raise BuildError("replaced by local paths, cannot be built as a dependency: %s"
-                         % ", ".join(local))
-    return ["%s => %s" % pair for pair in go_mod["replace"]], []
-
-
-def write_work_module(work_dir, module, version, go_mod, replaces):
-    lines = ["module %s" % WORK_MODULE, ""]
-    if go_mod["go"]:
-        lines += ["go %s" % go_mod["go"], ""]
-    for setting in go_mod["godebug"]:
-        lines.append("godebug %s" % setting)
-    if go_mod["godebug"]:
-        lines.append("")
-    lines += ["require %s %s" % (module, version), ""]
-    if replaces:
-        lines.append("replace (")
-        lines += ["\t%s" % line for line in replaces]
-        lines.append(")")
-    content = "\n".join(lines) + "\n"
-    os.makedirs(work_dir, exist_ok=True)
-    path = os.path.join(work_dir, "go.mod")
-    with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(content)
-    os.replace(path + ".tmp", path)
-
-
-def prepare_work_module(work_dir, info, packages, replaces_for):
-    """A main module requiring info's module, with its requirements resolved for packages."""
-    go_mod = read_go_mod(info["GoMod"])
-    replaces, stubs = replaces_for(go_mod)
-    write_work_module(work_dir, info["Path"], info["Version"], go_mod, replaces)
-    result = run_go(["get"] + ["%s@%s" % (pkg, info["Version"]) for pkg in packages], cwd=work_dir)
-    if result.returncode != 0:
-        raise BuildError("go get in %s failed:\n%s" % (work_dir, result.stderr))
-    return stubs
-
-
 def kubernetes_ldflags(info, version):
     major, minor, _ = version
     values = {
@@ -298,10 +172,10 @@ def kubernetes_ldflags(info, version):
         # Built from the module archive, not a git checkout: Kubernetes calls
         # such a tree "archive". The proxy names the commit only sometimes;
         # an empty one beats the unexpanded "$Format:%H$" placeholder.
-        "gitCommit": module_origin(info).get("Hash", ""),
+        "gitCommit": gomodules.module_origin(info).get("Hash", ""),
         "gitTreeState": "archive",
         # The release's publication time keeps rebuilds byte-identical.
-        "buildDate": module_time(info),
+        "buildDate": gomodules.module_time(info),
     }
     flags = ["-s", "-w"]
     for package in VERSION_PACKAGES:
@@ -310,140 +184,58 @@ def kubernetes_ldflags(info, version):
     return " ".join(flags)
 
 
-def proxy_info(info):
-    """The proxy's .info record (Version, Time, and Origin when the proxy keeps it)."""
-    try:
-        with open(info["Info"], encoding="utf-8") as handle:
-            return json.load(handle)
-    except (KeyError, OSError, ValueError):
-        return {}
-
-
-def module_time(info):
-    published = proxy_info(info).get("Time") or "1970-01-01T00:00:00Z"
-    return re.sub(r"\.\d+Z$", "Z", published)
-
-
-def module_origin(info):
-    return proxy_info(info).get("Origin") or {}
-
-
-def go_build(work_dir, package, target, ldflags, tags, arch, extra=()):
-    """A static ``go build`` of ``package`` to ``target``, renamed into place when done."""
-    env = dict(os.environ, CGO_ENABLED="0", GOOS="linux", GOARCH=arch)
-    directory = os.path.dirname(target)
-    handle, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(target), dir=directory)
-    os.close(handle)
-    args = ["build", "-trimpath"] + list(extra) + ["-ldflags", ldflags, "-o", temp]
-    if tags:
-        args += ["-tags", tags]
-    started = time.monotonic()
-    try:
-        result = run_go(args + [package], cwd=work_dir, env=env, capture=False)
-        if result.returncode != 0:
-            raise BuildError("go build %s failed (exit %d)" % (package, result.returncode))
-        os.chmod(temp, 0o755)
-        os.replace(temp, target)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-    return time.monotonic() - started
-
-
-@contextlib.contextmanager
-def locked(path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-def remove_partial_builds(bin_dir):
-    """Temporary outputs of a build that was killed; only called under the lock."""
-    for name in os.listdir(bin_dir):
-        if name.startswith("."):
-            os.unlink(os.path.join(bin_dir, name))
-
-
-def load_build_info(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return {"binaries": {}}
-
-
-def save_build_info(path, data):
-    with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(path + ".tmp", path)
-
-
-def go_version():
-    return run_go(["env", "GOVERSION"]).stdout.strip()
-
-
 def build(args):
-    version = parse_version(args.version)
+    version = gomodules.parse_version(args.version)
     binaries = [name for name in args.binaries if name not in OTHER_TARGETS]
     unknown = sorted(set(binaries) - set(KUBERNETES_BINARIES))
     if unknown:
-        raise BuildError("--binaries: unknown %s; supported: %s"
-                         % (", ".join(unknown), ", ".join(KUBERNETES_BINARIES + OTHER_TARGETS)))
+        raise gomodules.BuildError("--binaries: unknown %s; supported: %s"
+                                   % (", ".join(unknown), ", ".join(KUBERNETES_BINARIES + OTHER_TARGETS)))
     if shutil.which("go") is None:
-        raise BuildError("the go tool is not on PATH")
+        raise gomodules.BuildError("the go tool is not on PATH")
 
     kubernetes, note = resolve_kubernetes(version)
     if note:
-        log("NOTE: " + note)
-    version = parse_version(kubernetes["Version"])
+        gomodules.log("NOTE: " + note)
+    version = gomodules.parse_version(kubernetes["Version"])
     release_dir = os.path.join(args.cache, "kubernetes", kubernetes["Version"])
     bin_dir = os.path.join(release_dir, "bin")
     os.makedirs(bin_dir, exist_ok=True)
     info_path = os.path.join(release_dir, "build-info.json")
 
-    with locked(os.path.join(release_dir, ".lock")):
-        remove_partial_builds(bin_dir)
-        build_info = load_build_info(info_path)
+    with gomodules.locked(os.path.join(release_dir, ".lock")):
+        gomodules.remove_partial_builds(bin_dir)
+        build_info = gomodules.load_build_info(info_path)
         build_info["kubernetes_version"] = kubernetes["Version"]
         timings = []
-        wanted = not_built(bin_dir, binaries, args.force)
+        wanted = gomodules.not_built(bin_dir, binaries, args.force)
         if wanted:
             timings += build_kubernetes(kubernetes, version, wanted, release_dir, bin_dir,
                                         args.arch, build_info)
-            save_build_info(info_path, build_info)
+            gomodules.save_build_info(info_path, build_info)
         if not args.no_crictl:
             target = os.path.join(bin_dir, "crictl")
             if os.path.exists(target) and not args.force:
-                log("%-24s already built, skipped" % "crictl")
+                gomodules.log("%-24s already built, skipped" % "crictl")
             else:
                 timings += build_crictl(version, args.crictl_version, release_dir, target,
                                         args.arch, build_info)
-                save_build_info(info_path, build_info)
+                gomodules.save_build_info(info_path, build_info)
 
-    report_timings(timings, bin_dir)
-    log("binaries in %s" % bin_dir)
+    gomodules.report_timings(timings, bin_dir)
+    gomodules.log("binaries in %s" % bin_dir)
     if ETCD_BINARY in args.binaries:
         etcd_bin_dir, etcd_timings = build_etcd_release(args, kubernetes)
-        report_timings(etcd_timings, etcd_bin_dir)
-        log("etcd in %s" % etcd_bin_dir)
+        gomodules.report_timings(etcd_timings, etcd_bin_dir)
+        gomodules.log("etcd in %s" % etcd_bin_dir)
     if CNI_PLUGINS_TARGET in args.binaries:
         cni_bin_dir, cni_timings = build_cni_plugins_release(args)
-        report_timings(cni_timings, cni_bin_dir)
-        log("CNI plugins in %s" % cni_bin_dir)
+        gomodules.report_timings(cni_timings, cni_bin_dir)
+        gomodules.log("CNI plugins in %s" % cni_bin_dir)
     if KWOK_TARGET in args.binaries:
         kwok_bin_dir, kwok_timings = build_kwok_release(args)
-        report_timings(kwok_timings, kwok_bin_dir)
-        log("kwok in %s" % kwok_bin_dir)
-
-
-def report_timings(timings, bin_dir):
-    for name, seconds in timings:
-        log("built %-24s %7.1f s  %6.1f MiB" % (
-            name, seconds, os.path.getsize(os.path.join(bin_dir, name)) / 2**20))
-    if timings:
-        log("total %-24s %7.1f s" % ("", sum(seconds for _, seconds in timings)))
+        gomodules.report_timings(kwok_timings, kwok_bin_dir)
+        gomodules.log("kwok in %s" % kwok_bin_dir)
 
 
 def build_kubernetes(info, version, binaries, release_dir, bin_dir, arch, build_info):
@@ -451,52 +243,27 @@ def build_kubernetes(info, version, binaries, release_dir, bin_dir, arch, build_
     work_dir = os.path.join(release_dir, "work", "kubernetes")
     packages = ["%s/cmd/%s" % (KUBERNETES_MODULE, name) for name in binaries]
     started = time.monotonic()
-    stubs = prepare_work_module(
+    stubs = gomodules.prepare_work_module(
         work_dir, info, packages,
         lambda go_mod: staging_replacements(go_mod, release, os.path.join(work_dir, "stubs")))
-    log("resolved %s %s (staging modules at %s) in %.1f s"
-        % (KUBERNETES_MODULE, info["Version"], release, time.monotonic() - started))
+    gomodules.log("resolved %s %s (staging modules at %s) in %.1f s"
+                  % (KUBERNETES_MODULE, info["Version"], release, time.monotonic() - started))
     if stubs:
-        log("NOTE: not published at %s, stubbed: %s" % (release, ", ".join(stubs)))
-    return build_packages(work_dir, info, KUBERNETES_MODULE, binaries, packages, bin_dir,
-                          kubernetes_ldflags(info, version), BUILD_TAGS, arch, build_info)
-
-
-def build_packages(work_dir, info, module, names, packages, bin_dir, ldflags, tags, arch, build_info):
-    """go build each package of one prepared work module into bin_dir/<name>; returns [(name, seconds)]."""
-    timings = []
-    for name, package in zip(names, packages):
-        log("building %s ..." % name)
-        seconds = go_build(work_dir, package, os.path.join(bin_dir, name), ldflags, tags, arch)
-        timings.append((name, seconds))
-        build_info["binaries"][name] = build_record(info, module, package, arch, seconds)
-    return timings
-
-
-def build_record(info, module, package, arch, seconds):
-    """A binary's entry in build-info.json."""
-    return {"version": info["Version"], "module": module, "package": package,
-            "go": go_version(), "arch": arch, "build_seconds": round(seconds, 1)}
-
-
-def not_built(bin_dir, names, force):
-    """The names to build: all with force, else those without a binary in bin_dir (the others are logged)."""
-    wanted = [name for name in names if force or not os.path.exists(os.path.join(bin_dir, name))]
-    for name in sorted(set(names) - set(wanted)):
-        log("%-24s already built, skipped" % name)
-    return wanted
+        gomodules.log("NOTE: not published at %s, stubbed: %s" % (release, ", ".join(stubs)))
+    return gomodules.build_packages(work_dir, info, KUBERNETES_MODULE, binaries, packages, bin_dir,
+                                    kubernetes_ldflags(info, version), BUILD_TAGS, arch, build_info)
 
 
 def build_crictl(version, pinned, release_dir, target, arch, build_info):
     info, note = resolve_cri_tools(version[1], pinned)
     if note:
-        log("NOTE: " + note)
+        gomodules.log("NOTE: " + note)
     work_dir = os.path.join(release_dir, "work", "cri-tools")
-    prepare_work_module(work_dir, info, [CRICTL_PACKAGE], module_replacements)
+    gomodules.prepare_work_module(work_dir, info, [CRICTL_PACKAGE], gomodules.module_replacements)
     ldflags = "-s -w -X '%s/pkg/version.Version=%s'" % (CRI_TOOLS_MODULE, info["Version"])
-    log("building crictl %s ..." % info["Version"])
-    seconds = go_build(work_dir, CRICTL_PACKAGE, target, ldflags, None, arch)
-    build_info["binaries"]["crictl"] = build_record(info, CRI_TOOLS_MODULE, CRICTL_PACKAGE, arch, seconds)
+    gomodules.log("building crictl %s ..." % info["Version"])
+    seconds = gomodules.go_build(work_dir, CRICTL_PACKAGE, target, ldflags, None, arch)
+    build_info["binaries"]["crictl"] = gomodules.build_record(info, CRI_TOOLS_MODULE, CRICTL_PACKAGE, arch, seconds)
     return [("crictl", seconds)]
 
 
@@ -507,17 +274,17 @@ def kubeadm_etcd_version(kubernetes):
         with open(path, encoding="utf-8") as handle:
             match = KUBEADM_ETCD_RE.search(handle.read())
     except OSError as error:
-        raise BuildError("cannot read kubeadm's etcd version from %s: %s" % (path, error))
+        raise gomodules.BuildError("cannot read kubeadm's etcd version from %s: %s" % (path, error))
     if not match:
-        raise BuildError("%s: no DefaultEtcdVersion; pass --etcd-version" % path)
+        raise gomodules.BuildError("%s: no DefaultEtcdVersion; pass --etcd-version" % path)
     return match.group(1)
 
 
 def resolve_etcd(wanted):
-    version = "v%d.%d.%d" % parse_version(wanted)
-    info = module_info(ETCD_MODULE, version)
+    version = "v%d.%d.%d" % gomodules.parse_version(wanted)
+    info = gomodules.module_info(ETCD_MODULE, version)
     if not info:
-        raise BuildError("%s %s is not on the Go module proxy" % (ETCD_MODULE, version))
+        raise gomodules.BuildError("%s %s is not on the Go module proxy" % (ETCD_MODULE, version))
     return info
 
 
@@ -529,40 +296,40 @@ def build_etcd_release(args, kubernetes):
     os.makedirs(bin_dir, exist_ok=True)
     info_path = os.path.join(release_dir, "build-info.json")
     target = os.path.join(bin_dir, ETCD_BINARY)
-    with locked(os.path.join(release_dir, ".lock")):
-        remove_partial_builds(bin_dir)
+    with gomodules.locked(os.path.join(release_dir, ".lock")):
+        gomodules.remove_partial_builds(bin_dir)
         if os.path.exists(target) and not args.force:
-            log("%-24s already built, skipped" % ETCD_BINARY)
+            gomodules.log("%-24s already built, skipped" % ETCD_BINARY)
             return bin_dir, []
-        build_info = load_build_info(info_path)
+        build_info = gomodules.load_build_info(info_path)
         build_info["etcd_version"] = info["Version"]
         seconds = build_etcd(info, release_dir, target, args.arch)
-        build_info["binaries"][ETCD_BINARY] = build_record(info, ETCD_MODULE, ETCD_MODULE, args.arch, seconds)
-        save_build_info(info_path, build_info)
+        build_info["binaries"][ETCD_BINARY] = gomodules.build_record(info, ETCD_MODULE, ETCD_MODULE, args.arch, seconds)
+        gomodules.save_build_info(info_path, build_info)
     return bin_dir, [(ETCD_BINARY, seconds)]
 
 
 def build_etcd(info, release_dir, target, arch):
     work_dir = os.path.join(release_dir, "work", "etcd")
     # The sibling etcd modules (api, client, pkg) are published under the same tag.
-    prepare_work_module(
+    gomodules.prepare_work_module(
         work_dir, info, [ETCD_MODULE],
         lambda go_mod: staging_replacements(go_mod, info["Version"],
                                             os.path.join(work_dir, "stubs")))
-    ldflags = "-s -w -X '%s=%s'" % (ETCD_SHA_VARIABLE, module_origin(info).get("Hash", ""))
-    log("building etcd %s ..." % info["Version"])
-    return go_build(work_dir, ETCD_MODULE, target, ldflags, None, arch)
+    ldflags = "-s -w -X '%s=%s'" % (ETCD_SHA_VARIABLE, gomodules.module_origin(info).get("Hash", ""))
+    gomodules.log("building etcd %s ..." % info["Version"])
+    return gomodules.go_build(work_dir, ETCD_MODULE, target, ldflags, None, arch)
 
 
 def resolve_cni_plugins(wanted):
-    match = VERSION_RE.match(wanted.strip())
+    match = gomodules.VERSION_RE.match(wanted.strip())
     if not match:
-        raise BuildError("--cni-plugins-version %r: expected MAJOR.MINOR.PATCH, e.g. %s"
-                         % (wanted, CNI_PLUGINS_VERSION))
+        raise gomodules.BuildError("--cni-plugins-version %r: expected MAJOR.MINOR.PATCH, e.g. %s"
+                                   % (wanted, CNI_PLUGINS_VERSION))
     version = "v%s.%s.%s" % match.groups()
-    info = module_info(CNI_PLUGINS_MODULE, version)
+    info = gomodules.module_info(CNI_PLUGINS_MODULE, version)
     if not info:
-        raise BuildError("%s %s is not on the Go module proxy" % (CNI_PLUGINS_MODULE, version))
+        raise gomodules.BuildError("%s %s is not on the Go module proxy" % (CNI_PLUGINS_MODULE, version))
     return info
 
 
@@ -573,37 +340,37 @@ def build_cni_plugins_release(args):
     bin_dir = os.path.join(release_dir, "bin")
     os.makedirs(bin_dir, exist_ok=True)
     info_path = os.path.join(release_dir, "build-info.json")
-    with locked(os.path.join(release_dir, ".lock")):
-        remove_partial_builds(bin_dir)
-        wanted = not_built(bin_dir, sorted(CNI_PLUGIN_PACKAGES), args.force)
+    with gomodules.locked(os.path.join(release_dir, ".lock")):
+        gomodules.remove_partial_builds(bin_dir)
+        wanted = gomodules.not_built(bin_dir, sorted(CNI_PLUGIN_PACKAGES), args.force)
         if not wanted:
             return bin_dir, []
-        build_info = load_build_info(info_path)
+        build_info = gomodules.load_build_info(info_path)
         build_info["cni_plugins_version"] = info["Version"]
         timings = build_cni_plugins(info, wanted, release_dir, bin_dir, args.arch, build_info)
-        save_build_info(info_path, build_info)
+        gomodules.save_build_info(info_path, build_info)
     return bin_dir, timings
 
 
 def build_cni_plugins(info, names, release_dir, bin_dir, arch, build_info):
     work_dir = os.path.join(release_dir, "work")
     packages = ["%s/%s" % (CNI_PLUGINS_MODULE, CNI_PLUGIN_PACKAGES[name]) for name in names]
-    prepare_work_module(work_dir, info, packages, module_replacements)
+    gomodules.prepare_work_module(work_dir, info, packages, gomodules.module_replacements)
     # The version each plugin reports about itself, stamped the way the upstream release does.
     ldflags = "-s -w -X '%s=%s'" % (CNI_VERSION_VARIABLE, info["Version"])
-    return build_packages(work_dir, info, CNI_PLUGINS_MODULE, names, packages, bin_dir, ldflags, None, arch,
-                          build_info)
+    return gomodules.build_packages(work_dir, info, CNI_PLUGINS_MODULE, names, packages, bin_dir, ldflags, None,
+                                    arch, build_info)
 
 
 def resolve_kwok(wanted):
-    match = VERSION_RE.match(wanted.strip())
+    match = gomodules.VERSION_RE.match(wanted.strip())
     if not match:
-        raise BuildError("--kwok-version %r: expected MAJOR.MINOR.PATCH, e.g. %s"
-                         % (wanted, KWOK_VERSION))
+        raise gomodules.BuildError("--kwok-version %r: expected MAJOR.MINOR.PATCH, e.g. %s"
+                                   % (wanted, KWOK_VERSION))
     version = "v%s.%s.%s" % match.groups()
-    info = module_info(KWOK_MODULE, version)
+    info = gomodules.module_info(KWOK_MODULE, version)
     if not info:
-        raise BuildError("%s %s is not on the Go module proxy" % (KWOK_MODULE, version))
+        raise gomodules.BuildError("%s %s is not on the Go module proxy" % (KWOK_MODULE, version))
     return info
 
 
@@ -623,21 +390,21 @@ def build_kwok_release(args):
     bin_dir = os.path.join(release_dir, "bin")
     os.makedirs(bin_dir, exist_ok=True)
     info_path = os.path.join(release_dir, "build-info.json")
-    with locked(os.path.join(release_dir, ".lock")):
-        remove_partial_builds(bin_dir)
+    with gomodules.locked(os.path.join(release_dir, ".lock")):
+        gomodules.remove_partial_builds(bin_dir)
         install_kwok_stages(info, release_dir, args.force)
-        wanted = not_built(bin_dir, [KWOK_TARGET], args.force)
+        wanted = gomodules.not_built(bin_dir, [KWOK_TARGET], args.force)
         if not wanted:
             return bin_dir, []
-        build_info = load_build_info(info_path)
+        build_info = gomodules.load_build_info(info_path)
         build_info["kwok_version"] = info["Version"]
         work_dir = os.path.join(release_dir, "work")
-        prepare_work_module(work_dir, info, [KWOK_PACKAGE], module_replacements)
+        gomodules.prepare_work_module(work_dir, info, [KWOK_PACKAGE], gomodules.module_replacements)
         # The release stamps its tag the same way (hack/releases.sh).
         ldflags = "-s -w -X '%s=%s'" % (KWOK_VERSION_VARIABLE, info["Version"])
-        timings = build_packages(work_dir, info, KWOK_MODULE, wanted, [KWOK_PACKAGE], bin_dir, ldflags,
-                                 None, args.arch, build_info)
-        save_build_info(info_path, build_info)
+        timings = gomodules.build_packages(work_dir, info, KWOK_MODULE, wanted, [KWOK_PACKAGE], bin_dir, ldflags,
+                                           None, args.arch, build_info)
+        gomodules.save_build_info(info_path, build_info)
     return bin_dir, timings
 
 
@@ -649,7 +416,7 @@ def install_kwok_stages(info, release_dir, force):
             continue
         source = os.path.join(info["Dir"], relative)
         if not os.path.isfile(source):
-            raise BuildError("%s %s has no %s" % (KWOK_MODULE, info["Version"], relative))
+            raise gomodules.BuildError("%s %s has no %s" % (KWOK_MODULE, info["Version"], relative))
         shutil.copyfile(source, target + ".tmp")
         os.replace(target + ".tmp", target)
 
@@ -704,7 +471,7 @@ def main(argv=None):
     args.cache = os.path.abspath(os.path.expanduser(args.cache))
     try:
         build(args)
-    except BuildError as error:
+    except gomodules.BuildError as error:
         sys.exit("build_kubernetes: %s" % error)
 
 

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from airgap import artifact_mirror, build_kubernetes, launch
+from airgap import artifact_mirror, build_kubernetes, gomodules, launch
 
 KUBERNETES_GO_MOD = """\
 // generated
@@ -42,7 +42,7 @@ replace (
 def kubernetes_mod(tmp_path):
     path = tmp_path / "kubernetes.mod"
     path.write_text(KUBERNETES_GO_MOD)
-    return build_kubernetes.read_go_mod(str(path))
+    return gomodules.read_go_mod(str(path))
 
 
 def test_read_go_mod_collects_blocks_and_single_lines(kubernetes_mod):
@@ -56,7 +56,7 @@ def test_read_go_mod_collects_blocks_and_single_lines(kubernetes_mod):
 
 def test_staging_modules_point_at_their_published_release(kubernetes_mod, tmp_path, monkeypatch):
     published = {"k8s.io/api", "k8s.io/client-go"}
-    monkeypatch.setattr(build_kubernetes, "module_info",
+    monkeypatch.setattr(gomodules, "module_info",
                         lambda module, version: {"Version": version} if module in published else None)
     replaces, stubs = build_kubernetes.staging_replacements(
         kubernetes_mod, "v0.36.3", str(tmp_path / "stubs"))
@@ -72,7 +72,7 @@ def test_staging_modules_point_at_their_published_release(kubernetes_mod, tmp_pa
 
 
 def test_work_module_requires_the_release_and_repeats_go_settings(kubernetes_mod, tmp_path):
-    build_kubernetes.write_work_module(str(tmp_path), "k8s.io/kubernetes", "v1.36.3",
+    gomodules.write_work_module(str(tmp_path), "k8s.io/kubernetes", "v1.36.3",
                                        kubernetes_mod, ["k8s.io/api => k8s.io/api v0.36.3"])
     text = (tmp_path / "go.mod").read_text()
     assert text == ("module plinth.build/kubernetes\n\ngo 1.26.0\n\ngodebug default=go1.26\n\n"
@@ -82,8 +82,8 @@ def test_work_module_requires_the_release_and_repeats_go_settings(kubernetes_mod
 
 def test_plain_module_with_local_replace_is_refused():
     go_mod = {"replace": [("example.com/a", "./a")]}
-    with pytest.raises(build_kubernetes.BuildError, match="example.com/a"):
-        build_kubernetes.module_replacements(go_mod)
+    with pytest.raises(gomodules.BuildError, match="example.com/a"):
+        gomodules.module_replacements(go_mod)
 
 
 def test_ldflags_stamp_both_version_packages(tmp_path):
@@ -101,8 +101,8 @@ def test_ldflags_stamp_both_version_packages(tmp_path):
 
 @pytest.mark.parametrize("text", ["1.36", "v1.36.3-rc.0", "latest"])
 def test_version_must_be_a_release(text):
-    with pytest.raises(build_kubernetes.BuildError, match="MAJOR.MINOR.PATCH"):
-        build_kubernetes.parse_version(text)
+    with pytest.raises(gomodules.BuildError, match="MAJOR.MINOR.PATCH"):
+        gomodules.parse_version(text)
 
 
 def fake_go_build(built):
@@ -119,13 +119,13 @@ def fake_go_build(built):
 def no_go(monkeypatch):
     """module_info, the work module and go build without Go or a network; returns the builds made."""
     built = []
-    monkeypatch.setattr(build_kubernetes, "module_info",
+    monkeypatch.setattr(gomodules, "module_info",
                         lambda module, version: {"Path": module, "Version": version}
                         if module == build_kubernetes.CNI_PLUGINS_MODULE else None)
-    monkeypatch.setattr(build_kubernetes, "prepare_work_module",
+    monkeypatch.setattr(gomodules, "prepare_work_module",
                         lambda work_dir, info, packages, replaces_for: built.append(("prepare", packages)))
-    monkeypatch.setattr(build_kubernetes, "go_build", fake_go_build(built))
-    monkeypatch.setattr(build_kubernetes, "go_version", lambda: "go1.26.8")
+    monkeypatch.setattr(gomodules, "go_build", fake_go_build(built))
+    monkeypatch.setattr(gomodules, "go_version", lambda: "go1.26.8")
     return built
 
 
@@ -166,7 +166,7 @@ def test_cni_plugins_version_is_pinned_and_can_be_changed(no_go, tmp_path):
         cni_args(tmp_path, "--cni-plugins-version", "1.9.2", "--arch", "arm64"))
     assert bin_dir == str(tmp_path / "cni-plugins" / "v1.9.2" / "bin")
     assert {arch for _, _, arch in no_go[1:]} == {"arm64"}
-    with pytest.raises(build_kubernetes.BuildError, match="--cni-plugins-version 'latest'"):
+    with pytest.raises(gomodules.BuildError, match="--cni-plugins-version 'latest'"):
         build_kubernetes.build_cni_plugins_release(cni_args(tmp_path, "--cni-plugins-version", "latest"))
 
 
@@ -174,7 +174,7 @@ def test_unknown_binary_names_the_cni_plugins_target(tmp_path, monkeypatch):
     monkeypatch.setattr(build_kubernetes.shutil, "which", lambda name: "/usr/bin/go")
     args = build_kubernetes.parse_args(["--version", "1.36.3", "--binaries", "kubeadm,flannel",
                                         "--cache", str(tmp_path)])
-    with pytest.raises(build_kubernetes.BuildError, match="unknown flannel; supported: .*etcd, cni-plugins"):
+    with pytest.raises(gomodules.BuildError, match="unknown flannel; supported: .*etcd, cni-plugins"):
         build_kubernetes.build(args)
 
 

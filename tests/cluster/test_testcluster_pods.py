@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from airgap import build_kubernetes, launch, processes
+from airgap import build_kubernetes, gomodules, launch, processes
 from testbed import testcluster
 
 NAMESPACE = "pods-test"
@@ -48,12 +48,12 @@ def test_kwok_target_builds_the_pinned_release_once_with_its_stages(tmp_path, mo
         built.append((package, ldflags))
         return 0.5
 
-    monkeypatch.setattr(build_kubernetes, "module_info", lambda module, version: {
+    monkeypatch.setattr(gomodules, "module_info", lambda module, version: {
         "Path": module, "Version": version, "Dir": str(archive)} if module == build_kubernetes.KWOK_MODULE else None)
-    monkeypatch.setattr(build_kubernetes, "prepare_work_module",
+    monkeypatch.setattr(gomodules, "prepare_work_module",
                         lambda work_dir, info, packages, replaces_for: built.append(("prepare", packages)))
-    monkeypatch.setattr(build_kubernetes, "go_build", go_build)
-    monkeypatch.setattr(build_kubernetes, "go_version", lambda: "go1.26.8")
+    monkeypatch.setattr(gomodules, "go_build", go_build)
+    monkeypatch.setattr(gomodules, "go_version", lambda: "go1.26.8")
     args = build_kubernetes.parse_args(["--version", "1.36.3", "--binaries", "kwok", "--cache", str(tmp_path)])
 
     bin_dir, timings = build_kubernetes.build_kwok_release(args)
@@ -71,7 +71,7 @@ def test_kwok_target_builds_the_pinned_release_once_with_its_stages(tmp_path, mo
     del built[:]
     assert build_kubernetes.build_kwok_release(args) == (bin_dir, [])
     assert built == []
-    with pytest.raises(build_kubernetes.BuildError, match="--kwok-version 'latest'"):
+    with pytest.raises(gomodules.BuildError, match="--kwok-version 'latest'"):
         build_kubernetes.build_kwok_release(build_kubernetes.parse_args(
             ["--version", "1.36.3", "--kwok-version", "latest", "--cache", str(tmp_path)]))
 
