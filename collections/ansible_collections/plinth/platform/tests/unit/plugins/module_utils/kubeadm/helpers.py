@@ -49,8 +49,8 @@ def init(env="production", host=None, options=None, edit=None, **kw):
 def join(host, env="production", options=None, control_plane=False, edit=None):
     spec = spec_of(env, edit)
     docs = documents.join_documents(spec, host, options, token=TOKEN, ca_cert_hashes=CA_HASH,
-                                  certificate_key=CERT_KEY if control_plane else None,
-                                  control_plane=control_plane)
+                                    certificate_key=CERT_KEY if control_plane else None,
+                                    control_plane=control_plane)
     assert [d["kind"] for d in docs] == ["JoinConfiguration"]
     return docs[0]
 

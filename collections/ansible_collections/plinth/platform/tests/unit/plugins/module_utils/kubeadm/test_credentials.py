@@ -50,7 +50,7 @@ def test_join_credentials_from_kubeadm_output(production):
     assert set(credentials.join_credentials(JOIN_COMMAND)) == {"token", "ca_cert_hash"}
     # What it reads is what the join configuration accepts.
     documents.join_documents(build_spec(*production), "worker-1", {},
-                           token=found["token"], ca_cert_hashes=found["ca_cert_hash"])
+                             token=found["token"], ca_cert_hashes=found["ca_cert_hash"])
 
 
 @pytest.mark.parametrize("command,upload,missing", [

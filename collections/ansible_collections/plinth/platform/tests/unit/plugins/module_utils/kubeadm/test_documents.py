@@ -50,7 +50,7 @@ def _cases():
         "production-init-cp-1": documents.init_documents(production, "cp-1", {}, certificate_key=CERT_KEY),
         "staging-init-stg-cp-1": documents.init_documents(staging, "stg-cp-1", {}),
         "production-join-cp-2": documents.join_documents(production, "cp-2", {}, TOKEN, CA_HASH, CERT_KEY,
-                                                       control_plane=True),
+                                                         control_plane=True),
         "production-join-gw-1": documents.join_documents(production, "gw-1", {}, TOKEN, CA_HASH),
         "production-join-ceph-1": documents.join_documents(production, "ceph-1", {}, TOKEN, CA_HASH),
         "production-join-worker-1": documents.join_documents(production, "worker-1", {}, TOKEN, CA_HASH),
