@@ -13,7 +13,15 @@ import subprocess
 import sys
 
 import pytest
-import yaml
+
+from ansible import constants as C
+from ansible.errors import AnsibleError
+from ansible.inventory.manager import InventoryManager
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
+from ansible.vars.manager import VariableManager
+
+from ansible_collections.plinth.platform.plugins.module_utils.plain import plain
 
 __metaclass__ = type
 
@@ -83,34 +91,43 @@ def rewrite_golden_files(root, files):
                     "PLINTH_UPDATE_GOLDEN" % (len(changed), ", ".join(sorted(changed))))
 
 
-def _walk_group(name, body, groups, hostvars):
-    body = body or {}
-    members = set()
-    for host, hvars in (body.get("hosts") or {}).items():
-        members.add(host)
-        hostvars.setdefault(host, {}).update(hvars or {})
-    for child, child_body in (body.get("children") or {}).items():
-        members |= _walk_group(child, child_body, groups, hostvars)
-    groups[name] = sorted(set(groups.get(name, [])) | members)
-    return members
+def _templated(templar, value):
+    """``value`` templated as a play would see it; a value that does not template stays as written.
+
+    The validate action reports a failed template itself; what the spec makes of the raw text
+    is what these tests look at.
+    """
+    try:
+        return templar.template(value)
+    except AnsibleError:
+        return value
 
 
 def load_inventory(path):
-    """(variables, groups, hostvars) of an inventory directory: hosts.yml + group_vars/all/."""
+    """(variables, groups, hostvars) of an inventory, as a play on the controller sees them.
+
+    Ansible's own inventory and variable managers read it: every source, group_vars and
+    host_vars, precedence, templating. ``variables`` holds the ``plinth_*`` variables of
+    localhost, where the validate action runs; ``groups`` is the ``groups`` magic variable;
+    ``hostvars`` maps every host to its variables without those ``plinth_*`` ones and
+    without Ansible's magic variables. Everything is plain data, safe to edit and to dump.
+    """
     if not os.path.isabs(path):
         path = os.path.join(INVENTORIES, path)
-    with open(os.path.join(path, "hosts.yml")) as handle:
-        hosts = yaml.safe_load(handle)
-    groups, hostvars = {}, {}
-    for name, body in hosts.items():
-        _walk_group(name, body, groups, hostvars)
-    variables = {}
-    folder = os.path.join(path, "group_vars", "all")
-    for name in sorted(os.listdir(folder)):
-        if name.endswith((".yml", ".yaml")):
-            with open(os.path.join(folder, name)) as handle:
-                variables.update(yaml.safe_load(handle) or {})
-    return variables, groups, hostvars
+    loader = DataLoader()
+    inventory = InventoryManager(loader=loader, sources=[path])
+    manager = VariableManager(loader=loader, inventory=inventory)
+
+    def variables_of(host, keep):
+        found = manager.get_vars(host=host, include_hostvars=False)
+        templar = Templar(loader=loader, variables=found)
+        return dict((name, _templated(templar, value)) for name, value in found.items() if keep(name))
+
+    variables = variables_of(inventory.get_host("localhost"), lambda name: name.startswith("plinth_"))
+    hostvars = dict((host.name, variables_of(host, lambda name: not name.startswith("plinth_")
+                                             and name not in C.INTERNAL_STATIC_VARS))
+                    for host in inventory.get_hosts())
+    return plain((variables, inventory.get_groups_dict(), hostvars))
 
 
 @pytest.fixture(params=["production", "staging"])
