@@ -20,8 +20,8 @@ SUMS = "".join("%s  bin/linux/amd64/%s\n" % (digit * 64, name) for digit, name i
 def node(name, pod_cidr, *addresses):
     spec = {"podCIDR": pod_cidr} if pod_cidr else {}
     listed = [{"type": kind, "address": address} for kind, address in addresses]
-    return {"metadata": {"name": name}, "spec": spec, "status": {"addresses": listed + [{"type": "Hostname",
-                                                                                          "address": name}]}}
+    listed.append({"type": "Hostname", "address": name})
+    return {"metadata": {"name": name}, "spec": spec, "status": {"addresses": listed}}
 
 
 def node_list(*nodes):
@@ -101,8 +101,8 @@ def test_no_node_list_yet_means_every_host_is_unregistered(text):
 def test_routes_go_to_every_other_complete_node_in_name_order():
     nodes = {"worker-2": ["10.244.2.0/24", "10.0.0.22"], "cp-1": ["10.244.0.0/24", "10.0.0.11"],
              "worker-1": ["10.244.1.0/24", "10.0.0.21"], "worker-3": ["", "10.0.0.23"], "worker-4": ["10.244.4.0/24", ""]}
-    assert cni_bridge.routes(nodes, "worker-1")["wanted"] == ["10.244.0.0/24 via 10.0.0.11",
-                                                               "10.244.2.0/24 via 10.0.0.22"]
+    assert cni_bridge.routes(nodes, "worker-1")["wanted"] == [
+        "10.244.0.0/24 via 10.0.0.11", "10.244.2.0/24 via 10.0.0.22"]
     assert cni_bridge.routes({"cp-1": ["10.244.0.0/24", "10.0.0.11"]}, "cp-1")["wanted"] == []
 
 
@@ -110,6 +110,6 @@ def test_current_routes_are_those_with_a_gateway():
     table = [{"dst": "default", "gateway": "10.0.0.1", "dev": "eth0"},
              {"dst": "10.0.0.0/24", "dev": "eth0", "scope": "link"},
              {"dst": "10.244.2.0/24", "gateway": "10.0.0.99", "dev": "eth0"}]
-    assert cni_bridge.routes({}, "cp-1", json.dumps(table))["current"] == ["default via 10.0.0.1",
-                                                                          "10.244.2.0/24 via 10.0.0.99"]
+    assert cni_bridge.routes({}, "cp-1", json.dumps(table))["current"] == [
+        "default via 10.0.0.1", "10.244.2.0/24 via 10.0.0.99"]
     assert cni_bridge.routes({}, "cp-1", "")["current"] == []
