@@ -12,7 +12,7 @@ the images kubeadm deploys, lays them out as the artifact mirror an air-gapped s
 the lab hosts with systemd-nspawn (testbed/testhosts: each host in a network namespace of its
 own, joined by a bridge in one more namespace; nothing on the machine's own network), serves the
 mirror on that bridge, writes the hosts into inventories/lab/ beside its committed group_vars,
-opens 127.0.0.1:<api-port> to the API's virtual IP (testbed/netns_forward.py), and runs
+opens 127.0.0.1:<api-port> to the API's virtual IP (testbed/forward.py), and runs
 `ansible-playbook site.yml -i inventories/lab`, unchanged, until every node is Ready. Then:
 
     kubectl --kubeconfig build/lab/admin.conf get nodes -o wide
@@ -33,7 +33,7 @@ import sys
 import time
 
 from airgap import cache, launch
-from testbed import netns_forward
+from testbed import forward
 
 ROOT = launch.ROOT
 
@@ -191,9 +191,9 @@ def up(args):
                "--address", "%s:%d" % (values["lab_gateway"], MIRROR_PORT)), stdout=subprocess.DEVNULL)
     if not os.path.isdir(values["lab_gitops_repo"]):
         run(["git", "init", "--quiet", "--bare", "--initial-branch=main", values["lab_gitops_repo"]])
-    netns_forward.start(args.prefix + "-net", "127.0.0.1:%d" % args.api_port,
-                        "%s:6443" % values["lab_api_vip"], forward_pidfile(args),
-                        log=os.path.join(state, "api-forward.log"))
+    forward.start(args.prefix + "-net", "127.0.0.1:%d" % args.api_port,
+                  "%s:6443" % values["lab_api_vip"], forward_pidfile(args),
+                  log=os.path.join(state, "api-forward.log"))
     kubectl = install_kubectl(version)
     log("%d hosts booted and the mirror served in %.1f s" % (len(hosts.split(",")), time.perf_counter() - booted))
     if args.hosts_only:
@@ -240,7 +240,7 @@ def wait_ready(kubectl, kubeconfig, count, timeout):
 
 def down(args):
     lab = saved(args) or {"inventory": args.inventory, "kubeconfig": args.kubeconfig}
-    netns_forward.stop(forward_pidfile(args))
+    forward.stop(forward_pidfile(args))
     subprocess.call(mirror(args, "stop"), stdout=subprocess.DEVNULL)
     hosts_state = os.path.join(state_dir(args.prefix), "hosts")
     if os.path.isdir(hosts_state):

@@ -58,13 +58,12 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
 from airgap import build_argocd, launch, processes
 from airgap.cache import root as cache_root
-from testbed import netns_forward, testcluster
+from testbed import forward, testcluster
 from testbed.argocd_api import (
     PART_OF, ArgoCDError, api_from_kubeconfig, apply_crds, create_if_absent, seed_objects)
 
@@ -148,46 +147,28 @@ def relay(inward_ports, outward, ready_path):
     """Run in a new network namespace (this process stays in it, so /proc/PID/ns/net names
     it) and forward: each inward port on its loopback to the same port on the machine's
     loopback; outward LISTEN=TARGET from the machine's 127.0.0.1:LISTEN to 127.0.0.1:TARGET
-    inside. One thread per port: a thread's namespace decides where its sockets are made."""
+    inside. The forwarders are testbed.forward's command lines, children of this process and
+    in its process group, which `down` signals. They enter the namespaces through this
+    process's /proc entries, so it stays until one of them ends."""
     host_ns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     _libc_call("unshare", CLONE_NEWNET)
-    own_ns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     _loopback_up()
-    rules = [(port, port, None, host_ns) for port in inward_ports]
-    rules += [(listen, target, host_ns, own_ns) for listen, target in outward]
-    started = []
-    for listen, target, listen_ns, connect_ns in rules:
-        ready = threading.Event()
-        failure = []
-        thread = threading.Thread(target=_relay_thread, daemon=True,
-                                  args=(listen, target, listen_ns, connect_ns, ready, failure))
-        thread.start()
-        ready.wait(10)
-        if failure or not ready.is_set():
-            raise ArgoCDError("relay for port %d: %s" % (listen, failure or "no answer"))
-        started.append(thread)
+    host, own = "/proc/%d/fd/%d" % (os.getpid(), host_ns), "/proc/%d/ns/net" % os.getpid()
+    commands = [forward.command("127.0.0.1:%d" % port, "127.0.0.1:%d" % port, host) for port in inward_ports]
+    commands += [["nsenter", "--net=" + host]
+                 + forward.command("127.0.0.1:%d" % listen, "127.0.0.1:%d" % target, own)
+                 for listen, target in outward]
+    try:
+        for command in commands:
+            forward.launch(command, new_session=False)
+    except forward.ForwardError as error:
+        raise ArgoCDError("relay: %s" % error)
     with open(ready_path + ".tmp", "w", encoding="utf-8") as handle:
         handle.write("%d\n" % os.getpid())
     os.replace(ready_path + ".tmp", ready_path)
-    for thread in started:
-        thread.join()
-
-
-def _relay_thread(listen, target, listen_ns, connect_ns, ready, failure):
-    try:
-        if listen_ns is not None:
-            _libc_call("setns", listen_ns, CLONE_NEWNET)
-        listener = netns_forward.open_listener("127.0.0.1:%d" % listen)
-        _libc_call("setns", connect_ns, CLONE_NEWNET)
-        wakeup, _writer = socket.socketpair()
-        forwarder = netns_forward.Forwarder(
-            listener, (socket.AF_INET, ("127.0.0.1", target)), wakeup)
-    except (OSError, netns_forward.ForwardError) as error:
-        failure.append(str(error))
-        ready.set()
-        return
-    ready.set()
-    forwarder.serve()
+    pid, status = os.wait()
+    raise ArgoCDError("relay: forwarder pid %d ended (exit status %d)"
+                      % (pid, os.waitstatus_to_exitcode(status)))
 
 
 # --- Argo CD --------------------------------------------------------------------------

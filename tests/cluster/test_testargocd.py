@@ -142,15 +142,23 @@ def test_argocd_listens_on_loopback_only(argocd):
 
 
 def listening_addresses(pid):
-    """ip_address objects of the TCP sockets ``pid`` listens on (state 0A is LISTEN)."""
+    """ip_address objects of the TCP sockets ``pid`` and its children listen on (state 0A is
+    LISTEN): the relay's forwarders are its children."""
+    with open("/proc/%d/task/%d/children" % (pid, pid), encoding="ascii") as handle:
+        owners = [pid] + [int(child) for child in handle.read().split()]
     inodes = set()
-    for fd in os.listdir("/proc/%d/fd" % pid):
+    for owner in owners:
         try:
-            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            fds = ["/proc/%d/fd/%s" % (owner, fd) for fd in os.listdir("/proc/%d/fd" % owner)]
         except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
+            continue  # a child that has ended meanwhile
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
     addresses = []
     # Its own network's tables and this machine's: the relay has sockets in both.
     tables = ["/proc/%s/net/%s" % (owner, table) for owner in ("self", pid) for table in ("tcp", "tcp6")]

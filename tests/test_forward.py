@@ -1,6 +1,6 @@
 """The loopback forwarder into a network namespace, against a real namespace: an echo server
 runs on the namespace's own 127.0.0.1, reachable from this machine only through the forwarder.
-Needs root (ip netns, setns)."""
+Needs root (ip netns, nsenter) and systemd-socket-activate, nsenter and socat on PATH."""
 
 import concurrent.futures
 import contextlib
@@ -8,6 +8,7 @@ import hashlib
 import os
 import secrets
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,14 +17,13 @@ import time
 
 import pytest
 
-from testbed import netns_forward
+from testbed import forward
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "testbed", "netns_forward.py")
-
 EOF_MARK = b"<client-eof>"
 # Echoes every byte; once the client has shut down writing, sends EOF_MARK and closes. So a
-# reply ending in EOF_MARK proves the half-close crossed the forwarder.
+# reply ending in EOF_MARK proves the half-close crossed the forwarder. Listens on the port
+# its argument names (0: any), prints it.
 ECHO_SERVER = r"""
 import socket, sys, threading
 
@@ -41,7 +41,7 @@ def serve(conn):
             pass
 
 server = socket.socket()
-server.bind(("127.0.0.1", 0))
+server.bind(("127.0.0.1", int(sys.argv[1])))
 server.listen(128)
 print(server.getsockname()[1], flush=True)
 while True:
@@ -51,7 +51,8 @@ while True:
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, SCRIPT] + list(args), capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "testbed.forward"] + list(args), cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
 
 
 def free_port():
@@ -64,7 +65,7 @@ def forwarder_pids(pidfile):
     """Every process on the machine that is a forwarder for this pid file."""
     pids = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and netns_forward.forwarder_of(int(entry), os.path.abspath(pidfile)):
+        if entry.isdigit() and forward.forwarder_of(int(entry), os.path.abspath(pidfile)):
             pids.append(int(entry))
     return pids
 
@@ -89,6 +90,21 @@ def end_process(proc):
             proc.wait()
 
 
+@contextlib.contextmanager
+def echo_server(netns, port=0):
+    """An echo server on 127.0.0.1 inside netns; yields its port."""
+    proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", ECHO_SERVER, str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        line = proc.stdout.readline() if ready else ""
+        assert line.strip().isdigit(), "echo server did not start in %s (exit %s)" % (netns, proc.poll())
+        yield int(line)
+    finally:
+        end_process(proc)
+        proc.stdout.close()
+
+
 def exchange(port, payload, shut=True):
     """Send payload (from a thread, so a large one cannot deadlock against the echo), shut
     down writing, and read until the other side closes."""
@@ -109,11 +125,28 @@ def exchange(port, payload, shut=True):
         return b"".join(received)
 
 
+def connections(pid):
+    """The connections forwarder pid carries now: systemd-socket-activate starts one child each."""
+    with open("/proc/%d/task/%d/children" % (pid, pid), encoding="ascii") as handle:
+        return [int(child) for child in handle.read().split()]
+
+
+def wait_until(condition, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out after %ss waiting until %s" % (timeout, what)
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def netns():
     if os.geteuid() != 0:
-        pytest.fail("tests/test_netns_forward.py must run as root: it creates network namespaces "
-                    "and the forwarder calls setns", pytrace=False)
+        pytest.fail("tests/test_forward.py must run as root: it creates network namespaces "
+                    "and the forwarder enters them", pytrace=False)
+    missing = [tool for tool in ("systemd-socket-activate", "nsenter", "socat") if not shutil.which(tool)]
+    if missing:
+        pytest.fail("the forwarder needs %s (devtools/install_test_hosts.sh installs them)" % ", ".join(missing),
+                    pytrace=False)
     name = "plinth-fwdtest-%s" % secrets.token_hex(4)
     try:
         add_netns(name)
@@ -125,15 +158,8 @@ def netns():
 @pytest.fixture(scope="module")
 def echo_port(netns):
     """The port of an echo server on 127.0.0.1 inside the namespace."""
-    proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", ECHO_SERVER],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        ready, _, _ = select.select([proc.stdout], [], [], 20)
-        line = proc.stdout.readline() if ready else ""
-        assert line.strip().isdigit(), "echo server did not start in %s (exit %s)" % (netns, proc.poll())
-        yield int(line)
-    finally:
-        end_process(proc)
+    with echo_server(netns) as port:
+        yield port
 
 
 @pytest.fixture
@@ -146,10 +172,10 @@ def forwarder(netns, echo_port, tmp_path):
     try:
         result = cli("start", *args)
         assert result.returncode == 0, result.stderr
-        yield {"port": listen_port, "pidfile": pidfile, "args": args, "pid": netns_forward.read_pid(pidfile),
+        yield {"port": listen_port, "pidfile": pidfile, "args": args, "pid": forward.read_pid(pidfile),
                "stdout": result.stdout, "netns": netns, "to": "127.0.0.1:%d" % echo_port}
     finally:
-        netns_forward.stop(pidfile)
+        forward.stop(pidfile)
         assert forwarder_pids(pidfile) == []
 
 
@@ -161,11 +187,19 @@ def test_bytes_cross_into_the_namespace_and_only_through_the_forwarder(forwarder
         socket.create_connection(("127.0.0.1", echo_port), timeout=5).close()
 
 
+def netns_inode(path):
+    return os.stat(path).st_ino
+
+
 def test_listener_is_on_this_machine_and_connections_start_inside_the_namespace(forwarder):
     pid = forwarder["pid"]
     assert forwarder_pids(forwarder["pidfile"]) == [pid]
-    assert netns_forward.in_netns(pid, forwarder["netns"])
-    assert os.stat("/proc/%d/ns/net" % pid).st_ino != os.stat("/proc/self/ns/net").st_ino
+    assert netns_inode("/proc/%d/ns/net" % pid) == netns_inode("/proc/self/ns/net")
+    with socket.create_connection(("127.0.0.1", forwarder["port"]), timeout=30) as sock:
+        sock.sendall(b"ping")
+        assert sock.recv(100) == b"ping"
+        [child] = connections(pid)
+        assert netns_inode("/proc/%d/ns/net" % child) == netns_inode("/run/netns/" + forwarder["netns"])
 
 
 def test_concurrent_connections_each_get_their_own_bytes(forwarder):
@@ -204,6 +238,7 @@ def test_half_close_keeps_the_other_direction_open(forwarder):
         assert sock.recv(100) == b"first"
         sock.sendall(b"second")
         sock.shutdown(socket.SHUT_WR)
+        time.sleep(1)  # longer than socat's default wait after a half-close (0.5 s)
         rest = b""
         while True:
             data = sock.recv(100)
@@ -213,59 +248,41 @@ def test_half_close_keeps_the_other_direction_open(forwarder):
     assert rest == b"second" + EOF_MARK
 
 
-def open_sockets(pid):
-    """How many sockets process pid holds (the listener, and two per connection it forwards)."""
-    fd_dir = "/proc/%d/fd" % pid
-    links = []
-    for name in os.listdir(fd_dir):
-        with contextlib.suppress(FileNotFoundError):
-            links.append(os.readlink(os.path.join(fd_dir, name)))
-    return sum(1 for link in links if link.startswith("socket:"))
-
-
-def wait_until(condition, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out after %ss waiting until %s" % (timeout, what)
-        time.sleep(0.02)
-
-
 def test_one_broken_connection_does_not_stop_the_forwarder(forwarder):
     pid = forwarder["pid"]
-    idle = open_sockets(pid)
     sock = socket.create_connection(("127.0.0.1", forwarder["port"]), timeout=30)
-    wait_until(lambda: open_sockets(pid) > idle, "the forwarder has taken the connection")
+    wait_until(lambda: connections(pid), "the forwarder has taken the connection")
     sock.sendall(os.urandom(1 << 20))
     # Close with a reset while bytes are still in flight both ways.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     sock.close()
-    wait_until(lambda: open_sockets(pid) == idle, "the forwarder has closed both ends of the broken connection")
+    wait_until(lambda: not connections(pid), "the forwarder has ended the broken connection")
     assert exchange(forwarder["port"], b"still here") == b"still here" + EOF_MARK
-    wait_until(lambda: open_sockets(pid) == idle, "the forwarder has closed the finished exchange")
-    assert netns_forward.status(forwarder["pidfile"])["pid"] == pid, "the forwarder is gone"
+    wait_until(lambda: not connections(pid), "the forwarder has ended the finished exchange")
+    assert forward.status(forwarder["pidfile"])["pid"] == pid, "the forwarder is gone"
 
 
 def test_unreachable_target_closes_the_client_only(netns, tmp_path):
     pidfile = str(tmp_path / "refused.pid")
     port = free_port()
     try:
-        netns_forward.start(netns, "127.0.0.1:%d" % port, "127.0.0.1:%d" % free_port(), pidfile)
+        forward.start(netns, "127.0.0.1:%d" % port, "127.0.0.1:%d" % free_port(), pidfile)
         for _ in range(3):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
                 with contextlib.suppress(ConnectionResetError):
                     assert sock.recv(100) == b""
-        assert netns_forward.status(pidfile) is not None
+        assert forward.status(pidfile) is not None
     finally:
-        netns_forward.stop(pidfile)
+        forward.stop(pidfile)
 
 
 def test_start_twice_is_a_no_op(forwarder):
     again = cli("start", *forwarder["args"])
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith("running already: ")
-    assert netns_forward.read_pid(forwarder["pidfile"]) == forwarder["pid"]
-    result = netns_forward.start(forwarder["netns"], "127.0.0.1:%d" % forwarder["port"], forwarder["to"],
-                                 forwarder["pidfile"])
+    assert forward.read_pid(forwarder["pidfile"]) == forwarder["pid"]
+    result = forward.start(forwarder["netns"], "127.0.0.1:%d" % forwarder["port"], forwarder["to"],
+                           forwarder["pidfile"])
     assert (result["started"], result["pid"]) == (False, forwarder["pid"])
     assert forwarder_pids(forwarder["pidfile"]) == [forwarder["pid"]]
 
@@ -321,11 +338,17 @@ def test_status_describes_the_forwarder(forwarder):
         forwarder["port"], forwarder["to"], forwarder["netns"], forwarder["pid"]) in result.stdout
 
 
-def test_stop_ends_the_process_and_is_safe_to_repeat(forwarder):
+def test_stop_ends_the_process_and_its_connections_and_is_safe_to_repeat(forwarder):
     pid, pidfile = forwarder["pid"], forwarder["pidfile"]
-    result = cli("stop", "--pidfile", pidfile)
-    assert (result.returncode, result.stdout.strip()) == (0, "stopped pid %d" % pid)
-    assert netns_forward.forwarder_of(pid, pidfile) is None and forwarder_pids(pidfile) == []
+    carried = socket.create_connection(("127.0.0.1", forwarder["port"]), timeout=30)
+    with carried:
+        carried.sendall(b"ping")
+        assert carried.recv(100) == b"ping"
+        result = cli("stop", "--pidfile", pidfile)
+        assert (result.returncode, result.stdout.strip()) == (0, "stopped pid %d" % pid)
+        with contextlib.suppress(ConnectionResetError):
+            assert carried.recv(100) == b""
+    assert forward.forwarder_of(pid, pidfile) is None and forwarder_pids(pidfile) == []
     assert not os.path.exists(pidfile)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", forwarder["port"]), timeout=5).close()
@@ -345,49 +368,32 @@ def test_stale_pid_file_is_replaced_and_its_pid_never_killed(netns, echo_port, t
         assert bystander.poll() is None and not os.path.exists(pidfile)
         with open(pidfile, "w") as handle:
             handle.write("%d\n" % bystander.pid)
-        result = netns_forward.start(netns, "127.0.0.1:%d" % free_port(), "127.0.0.1:%d" % echo_port, pidfile)
+        result = forward.start(netns, "127.0.0.1:%d" % free_port(), "127.0.0.1:%d" % echo_port, pidfile)
         assert result["started"] and result["pid"] != bystander.pid
-        assert netns_forward.read_pid(pidfile) == result["pid"]
+        assert forward.read_pid(pidfile) == result["pid"]
         assert bystander.poll() is None
     finally:
-        netns_forward.stop(pidfile)
+        forward.stop(pidfile)
         end_process(bystander)
     assert forwarder_pids(pidfile) == []
 
 
-def test_run_serves_in_the_foreground_until_terminated(netns, echo_port, tmp_path):
-    pidfile = str(tmp_path / "forward.pid")
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, SCRIPT, "run", "--netns", netns, "--listen", "127.0.0.1:%d" % port,
-                             "--to", "127.0.0.1:%d" % echo_port, "--pidfile", pidfile], stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while netns_forward.read_pid(pidfile) != proc.pid and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert netns_forward.status(pidfile)["pid"] == proc.pid
-        assert exchange(port, b"foreground") == b"foreground" + EOF_MARK
-        proc.terminate()
-        assert proc.wait(20) == 0
-        assert not os.path.exists(pidfile)
-    finally:
-        end_process(proc)
-        proc.stderr.close()
-
-
-def test_forwarder_into_a_replaced_namespace_is_restarted(tmp_path):
+def test_a_replaced_namespace_is_reached_without_a_restart(tmp_path):
     name = "plinth-fwdtest-%s" % secrets.token_hex(4)
     pidfile = str(tmp_path / "forward.pid")
-    listen = "127.0.0.1:%d" % free_port()
+    listen, port = "127.0.0.1:%d" % free_port(), free_port()
     try:
         add_netns(name)
-        first = netns_forward.start(name, listen, "127.0.0.1:1", pidfile)
+        first = forward.start(name, listen, "127.0.0.1:%d" % port, pidfile)
+        with echo_server(name, port):
+            assert exchange(int(listen.rsplit(":", 1)[1]), b"old") == b"old" + EOF_MARK
         delete_netns(name)
         add_netns(name)
-        second = netns_forward.start(name, listen, "127.0.0.1:1", pidfile)
-        assert second["started"] and second["pid"] != first["pid"]
-        assert netns_forward.forwarder_of(first["pid"], os.path.abspath(pidfile)) is None
-        assert netns_forward.in_netns(second["pid"], name)
+        again = forward.start(name, listen, "127.0.0.1:%d" % port, pidfile)
+        assert (again["started"], again["pid"]) == (False, first["pid"])
+        with echo_server(name, port):
+            assert exchange(int(listen.rsplit(":", 1)[1]), b"new") == b"new" + EOF_MARK
     finally:
-        netns_forward.stop(pidfile)
+        forward.stop(pidfile)
         delete_netns(name)
     assert forwarder_pids(pidfile) == []
