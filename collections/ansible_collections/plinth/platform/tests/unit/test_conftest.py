@@ -5,7 +5,7 @@
 
 from __future__ import absolute_import, annotations, division, print_function
 
-import json
+import yaml
 
 from ansible_collections.plinth.platform.tests.unit.conftest import load_inventory
 
@@ -38,7 +38,5 @@ def test_group_and_host_variables_precedence_and_templates(tmp_path):
 
 
 def test_what_it_returns_is_plain_data():
-    loaded = load_inventory("production")
-    assert json.loads(json.dumps(loaded)) == loaded
-    assert all(type(name) is str and type(value) is dict for name, value in loaded[2].items())
-    assert type(loaded[0]["plinth_environment"]) is str
+    # PyYAML's safe dumper refuses Ansible's tagged strings and dicts.
+    yaml.safe_dump(list(load_inventory("production")))
