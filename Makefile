@@ -40,7 +40,7 @@ test-gitops: $(STAMP)
 
 # A multi-node kubeadm cluster on this machine (root), built by site.yml from air-gapped
 # artifacts: 3 control-plane hosts, a gateway, a storage host, a worker. Sizes and more:
-#   make lab LAB_ARGS="--workers 2"      testbed/lab.py --help
+#   make lab LAB_ARGS="--workers 2"      python -m testbed.lab --help
 lab: $(STAMP)
 	devtools/install_test_hosts.sh
 	$(BIN)/python -m testbed.lab up $(LAB_ARGS)

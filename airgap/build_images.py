@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the images kubeadm deploys as OCI image-layout tarballs, with no registry.
 
-    build_images.py --version 1.36.3 [--cache DIR] [--arch amd64] [--images NAME,...]
+    python -m airgap.build_images --version 1.36.3 [--cache DIR] [--arch amd64] [--images NAME,...]
                     [--extra-images ghcr.io/kube-vip/kube-vip:v1.2.2] [--force]
 
 The image list is kubeadm's own: `kubeadm config images list` of the release

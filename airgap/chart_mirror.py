@@ -2,9 +2,10 @@
 """A Helm chart repository on loopback that serves the stand-in charts, for tests that
 cannot download upstream charts.
 
-    chart_mirror.py up --dir DIR [--charts molecule/gitops/charts] [--port 0]   package, serve, print the URL
-    chart_mirror.py status --dir DIR                                            process, URL, charts
-    chart_mirror.py down --dir DIR                                              stop the server
+    python -m airgap.chart_mirror up --dir DIR [--charts molecule/gitops/charts] [--port 0]
+                                          package the charts, serve them, print the URL
+    python -m airgap.chart_mirror status --dir DIR      process, URL, charts
+    python -m airgap.chart_mirror down --dir DIR        stop the server
 
 `up` packages the generic stand-in chart (CHARTS/stand-in) once per entry of
 CHARTS/charts.yml, under that entry's name and version, into DIR/repo, indexes it for

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build a signed apt repository in pkgs.k8s.io's layout from locally built binaries.
 
-    deb_repository.py --version 1.36.3 --output DIR [--cache DIR] [--arch amd64]
+    python -m airgap.deb_repository --version 1.36.3 --output DIR [--cache DIR] [--arch amd64]
 
 The `nodes` test scenario serves it beside the artifact mirror so that one test host
 installs Kubernetes through kubernetes_packages' `repository` source, the way a real

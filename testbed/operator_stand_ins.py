@@ -3,8 +3,8 @@
 that cannot run on a test API server: they report the status the real operator reports
 once it has done its work, so Argo CD's health checks see what they would see in a cluster.
 
-    operator_stand_ins.py up --dir DIR --cluster CLUSTER_DIR     start the loop in the background
-    operator_stand_ins.py down --dir DIR                         stop it
+    python -m testbed.operator_stand_ins up --dir DIR --cluster CLUSTER_DIR     start the loop in the background
+    python -m testbed.operator_stand_ins down --dir DIR                         stop it
 
 The loop reads, every two seconds, through the test cluster's admin credentials
 (testbed/testcluster.py's CLUSTER_DIR):

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """A real Kubernetes control plane on loopback for tests: etcd, kube-apiserver, kube-controller-manager.
 
-    testcluster.py up --dir DIR [--version 1.36.3]     start (building missing binaries first)
-    testcluster.py up --dir DIR --pods                 ... and run pods: kube-scheduler and kwok too
-    testcluster.py status --dir DIR                    processes and /readyz
-    testcluster.py down --dir DIR                      stop everything `up` started
+    python -m testbed.testcluster up --dir DIR [--version 1.36.3]     start (building missing binaries first)
+    python -m testbed.testcluster up --dir DIR --pods                 ... and run pods: kube-scheduler and kwok too
+    python -m testbed.testcluster status --dir DIR                    processes and /readyz
+    python -m testbed.testcluster down --dir DIR                      stop everything `up` started
 
 `up` writes a CA and certificates, starts etcd, kube-apiserver (RBAC on, secure port
 on 127.0.0.1 only) and kube-controller-manager on free loopback ports, waits for
