@@ -165,7 +165,7 @@ def _allow_edge(spec, namespace):
 
 def _network_policies(spec, settings):
     namespace = settings["namespace"]
-    policies = [common.default_deny(namespace), common.allow_dns(namespace), _allow_edge(spec, namespace)]
+    policies = common.baseline_policies(namespace) + [_allow_edge(spec, namespace)]
     kong = spec["components"].get("kong") or {}
     if kong.get("enabled"):
         policies.append(common.allow_to("allow-gateway", namespace, SELECTOR, [kong["namespace"]], GATEWAY_PORTS))

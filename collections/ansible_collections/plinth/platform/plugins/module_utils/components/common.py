@@ -196,6 +196,11 @@ def allow_dns(namespace):
     }])
 
 
+def baseline_policies(namespace):
+    """What every component namespace starts from: deny all, then let its pods resolve names."""
+    return [default_deny(namespace), allow_dns(namespace)]
+
+
 def allow_apiserver(spec, namespace, pod_selector=None):
     """Egress to the Kubernetes API: the endpoint VIP and every control-plane host."""
     addresses = [spec["control_plane_endpoint"]["host"]]

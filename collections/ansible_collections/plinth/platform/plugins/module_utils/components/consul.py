@@ -172,9 +172,7 @@ def network_policies(spec, settings):
     def servers():
         return [common.namespace_peer(namespace, server_labels())]
 
-    policies = [
-        common.default_deny(namespace),
-        common.allow_dns(namespace),
+    policies = common.baseline_policies(namespace) + [
         # Raft RPC and LAN/WAN gossip between the servers only.
         common.network_policy(
             "allow-server-cluster", namespace, server_labels(),

@@ -107,9 +107,7 @@ def cluster_secret_store(spec, settings):
 def network_policies(spec, settings):
     namespace = settings["namespace"]
     vault_settings = spec["components"]["vault"]
-    policies = [
-        common.default_deny(namespace),
-        common.allow_dns(namespace),
+    policies = common.baseline_policies(namespace) + [
         common.allow_apiserver(spec, namespace),
         common.allow_to("allow-vault", namespace, _labels(), [vault_settings["namespace"]], [vault.API_PORT]),
         # The API server calls the webhook from the host network: no namespace to match.

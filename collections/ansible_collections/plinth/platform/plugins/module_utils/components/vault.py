@@ -205,9 +205,7 @@ def network_policies(spec, settings):
     def servers():
         return [common.namespace_peer(namespace, server_labels())]
 
-    policies = [
-        common.default_deny(namespace),
-        common.allow_dns(namespace),
+    policies = common.baseline_policies(namespace) + [
         # TokenReview for Kubernetes auth, and the active/standby pod labels.
         common.allow_apiserver(spec, namespace, server_labels()),
         # Standbys forward requests to the active server over the cluster port.
