@@ -286,12 +286,6 @@ def test_even_mon_count_is_rejected(production):
         "must be odd (1, 3, 5, ...) so that a majority of MONs keeps quorum"]
 
 
-def test_mons_must_fit_the_storage_pool(production):
-    assert spec_errors(production, rook_ceph={"mon_count": 5}) == [
-        "plinth_components.rook_ceph.mon_count: got 5; 5 MONs need 5 hosts in pool 'storage' "
-        "(group ceph_nodes has 3)"]
-
-
 def test_three_mons_need_three_storage_hosts(production):
     production[1]["ceph_nodes"] = ["ceph-1", "ceph-2"]
     assert spec_errors(production) == [
@@ -301,16 +295,15 @@ def test_three_mons_need_three_storage_hosts(production):
         "need 3 hosts in pool 'storage' (group ceph_nodes has 2)"]
 
 
-def test_pool_size_must_fit_the_storage_pool(production):
-    assert spec_errors(production, rook_ceph={"pool_size": 4}) == [
-        "plinth_components.rook_ceph.pool_size: got 4; 4 copies of each Ceph pool (failure domain host) "
-        "need 4 hosts in pool 'storage' (group ceph_nodes has 3)"]
-
-
-def test_mgrs_must_fit_the_storage_pool(production):
-    assert spec_errors(production, rook_ceph={"mgr_count": 4}) == [
-        "plinth_components.rook_ceph.mgr_count: got 4; 4 MGRs need 4 hosts in pool 'storage' "
-        "(group ceph_nodes has 3)"]
+@pytest.mark.parametrize("option, count, error", [
+    ("mon_count", 5, "5 MONs need 5 hosts in pool 'storage' (group ceph_nodes has 3)"),
+    ("pool_size", 4, "4 copies of each Ceph pool (failure domain host) need 4 hosts in pool 'storage' "
+                     "(group ceph_nodes has 3)"),
+    ("mgr_count", 4, "4 MGRs need 4 hosts in pool 'storage' (group ceph_nodes has 3)"),
+])
+def test_daemons_and_copies_must_fit_the_storage_pool(production, option, count, error):
+    assert spec_errors(production, rook_ceph={option: count}) == [
+        f"plinth_components.rook_ceph.{option}: got {count}; {error}"]
 
 
 @pytest.mark.parametrize("option, value, rule", [
