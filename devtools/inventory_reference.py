@@ -70,8 +70,8 @@ def render():
     top = spec._top_fields()
     out += ["## Cluster and node pools", ""] + header
     for name in ("plinth_environment", "plinth_cluster_name", "plinth_kubernetes_version",
-                 "plinth_control_plane_endpoint", "plinth_control_plane_group", "plinth_pod_cidr",
-                 "plinth_service_cidr", "plinth_node_pools", "plinth_gitops"):
+                 "plinth_control_plane_endpoint", "plinth_control_plane_group", "plinth_cluster_group",
+                 "plinth_pod_cidr", "plinth_service_cidr", "plinth_node_pools", "plinth_gitops"):
         out += list(rows(name, top[name]))
     components = top["plinth_components"]
     for component in registry():
