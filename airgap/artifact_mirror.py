@@ -43,7 +43,7 @@ import subprocess
 import sys
 import time
 
-from airgap import launch
+from airgap import launch, processes
 from airgap.cache import root as cache_root
 
 OS_NAME = "linux"
@@ -354,20 +354,10 @@ def run_server(args):
             sys.stderr.flush()
 
     server = MirrorServer(args.address, Handler)
-
-    def shut_down(_signum, _frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, shut_down)
     write_atomic(args.pid_file, "%d\n" % os.getpid())
-    sys.stderr.write("serving %s on %s\n" % (directory, format_address(args.address)))
-    sys.stderr.flush()
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        processes.serve_until_stopped(server, "serving %s on %s" % (directory, format_address(args.address)))
     finally:
-        server.server_close()
         if read_pid(args.pid_file) == os.getpid():
             os.unlink(args.pid_file)
 

@@ -46,9 +46,7 @@ import argparse
 import os
 import resource
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -360,19 +358,8 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def exit_on_signal(signum, _frame):
-    # SystemExit unwinds through the finally blocks that remove temporary files.
-    sys.exit("build_argocd: stopped by signal %d" % signum)
-
-
 def main(argv=None):
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    args.cache = os.path.abspath(os.path.expanduser(args.cache))
-    try:
-        build(args)
-    except gomodules.BuildError as error:
-        sys.exit("build_argocd: %s" % error)
+    gomodules.run_tool("build_argocd", parse_args, build, argv)
 
 
 if __name__ == "__main__":

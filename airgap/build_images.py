@@ -44,14 +44,11 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 
 from airgap import artifact_mirror, cache, gomodules, launch
-from airgap import build_kubernetes as kube
 from airgap.oci import BuildError, split_reference, write_image
 
 PAUSE_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pause")
@@ -468,12 +465,7 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    signal.signal(signal.SIGTERM, kube.exit_on_signal)
-    try:
-        args = parse_args(argv)
-        build(args)
-    except (BuildError, gomodules.BuildError) as error:
-        sys.exit("build_images: %s" % error)
+    gomodules.run_tool("build_images", parse_args, build, argv, errors=(BuildError,))
 
 
 if __name__ == "__main__":

@@ -38,8 +38,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
-import sys
 import time
 
 from airgap import cache, gomodules
@@ -460,19 +458,8 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def exit_on_signal(signum, _frame):
-    # SystemExit unwinds through the finally blocks that remove temporary files.
-    sys.exit("build_kubernetes: stopped by signal %d" % signum)
-
-
 def main(argv=None):
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    args.cache = os.path.abspath(os.path.expanduser(args.cache))
-    try:
-        build(args)
-    except gomodules.BuildError as error:
-        sys.exit("build_kubernetes: %s" % error)
+    gomodules.run_tool("build_kubernetes", parse_args, build, argv)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import http.server
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -146,19 +145,8 @@ def serve(repo, fd):
     server.socket = sock
     server.server_name, server.server_port = sock.getsockname()[:2]
     server.daemon_threads = True
-
-    def shut_down(_signum, _frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, shut_down)
-    sys.stderr.write("serving %s on http://%s:%d\n" % (repo, server.server_name, server.server_port))
-    sys.stderr.flush()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    processes.serve_until_stopped(
+        server, "serving %s on http://%s:%d" % (repo, server.server_name, server.server_port))
 
 
 class ChartMirror(processes.Service):

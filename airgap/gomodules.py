@@ -8,7 +8,9 @@ import fcntl
 import json
 import os
 import re
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -240,3 +242,21 @@ def not_built(bin_dir, names, force):
     for name in sorted(set(names) - set(wanted)):
         log("%-24s already built, skipped" % name)
     return wanted
+
+
+def stop_on_sigterm(tool):
+    """SIGTERM leaves through SystemExit, which unwinds the finally blocks that remove temporary files."""
+    def stop(signum, _frame):
+        sys.exit("%s: stopped by signal %d" % (tool, signum))
+    signal.signal(signal.SIGTERM, stop)
+
+
+def run_tool(tool, parse_args, build, argv=None, errors=()):
+    """A build tool's entry point: the cache path made absolute, a failure said in one line."""
+    stop_on_sigterm(tool)
+    try:
+        args = parse_args(argv)
+        args.cache = os.path.abspath(os.path.expanduser(args.cache))
+        build(args)
+    except (BuildError,) + tuple(errors) as error:
+        sys.exit("%s: %s" % (tool, error))

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 STATE_FILE = "state.json"
@@ -113,3 +114,19 @@ class Service:
         with open(self.state_path + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(state, handle, indent=2, sort_keys=True)
         os.replace(self.state_path + ".tmp", self.state_path)
+
+
+def serve_until_stopped(server, banner):
+    """Serve in the foreground until SIGTERM or Ctrl-C, then close the listening socket."""
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    sys.stderr.write(banner + "\n")
+    sys.stderr.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
