@@ -9,10 +9,11 @@ once it has done its work, so Argo CD's health checks see what they would see in
 The loop reads, every two seconds, through the test cluster's admin credentials
 (testbed/testcluster.py's CLUSTER_DIR):
 
-* ClusterSecretStore (external-secrets.io/v1): Ready, as External Secrets Operator reports
+* SecretStore (external-secrets.io/v1): Ready, as External Secrets Operator reports
   a store it can use;
-* ExternalSecret: Ready when the ClusterSecretStore it names exists, else Ready=False with
-  the reason ESO would give (a store name that the platform got wrong stays unhealthy);
+* ExternalSecret: Ready when the SecretStore it names exists in its own namespace, else
+  Ready=False with the reason ESO would give (a store that the platform put in the wrong
+  namespace, or named wrong, stays unhealthy);
 * Cluster (postgresql.cnpg.io/v1): phase "Cluster in healthy state", as CloudNativePG
   reports once its instances run.
 
@@ -44,18 +45,20 @@ def ready(status, reason, message):
 def wanted_statuses(api):
     """(status path, wanted status) for every object the stand-ins answer for."""
     found = []
-    stores = items(api, ESO + "/clustersecretstores")
+    stores = items(api, ESO + "/secretstores")
     for store in stores:
-        found.append((ESO + "/clustersecretstores/%s/status" % store["metadata"]["name"],
+        meta = store["metadata"]
+        found.append((ESO + "/namespaces/%s/secretstores/%s/status" % (meta["namespace"], meta["name"]),
                       ready("True", "Valid", "store validated"), store))
-    store_names = set(s["metadata"]["name"] for s in stores)
+    # A SecretStore serves the ExternalSecrets of its own namespace only.
+    store_keys = set((s["metadata"]["namespace"], s["metadata"]["name"]) for s in stores)
     for secret in items(api, ESO + "/externalsecrets"):
         ref = (secret.get("spec") or {}).get("secretStoreRef") or {}
-        if ref.get("kind") == "ClusterSecretStore" and ref.get("name") in store_names:
+        meta = secret["metadata"]
+        if ref.get("kind") == "SecretStore" and (meta["namespace"], ref.get("name")) in store_keys:
             status = ready("True", "SecretSynced", "secret synced")
         else:
             status = ready("False", "SecretSyncedError", "could not get %s %r" % (ref.get("kind"), ref.get("name")))
-        meta = secret["metadata"]
         found.append((ESO + "/namespaces/%s/externalsecrets/%s/status" % (meta["namespace"], meta["name"]),
                       status, secret))
     for cluster in items(api, CNPG + "/clusters"):

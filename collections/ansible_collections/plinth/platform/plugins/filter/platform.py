@@ -11,6 +11,7 @@ from ansible_collections.plinth.platform.plugins.module_utils import gitops
 from ansible_collections.plinth.platform.plugins.module_utils.components import registry
 from ansible_collections.plinth.platform.plugins.module_utils.plain import plain
 from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
+from ansible_collections.plinth.platform.plugins.module_utils.secret_access import secret_access
 from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec, host_addresses
 
 __metaclass__ = type
@@ -46,6 +47,10 @@ def gitops_files(spec):
 
 def argocd_documents(spec):
     return gitops.argocd_documents(_need_spec(spec, "argocd_documents"))
+
+
+def vault_access(spec):
+    return secret_access(_need_spec(spec, "vault_access"))
 
 
 def gitops_summary(spec):
@@ -91,4 +96,5 @@ class FilterModule(object):
             "helm_release": helm_release,
             "sync_waves": sync_waves,
             "widened_projects": widened_projects,
+            "vault_access": vault_access,
         }

@@ -22,6 +22,7 @@ else:
 
 from ansible_collections.plinth.platform.plugins.module_utils.components import apps as app_values
 from ansible_collections.plinth.platform.plugins.module_utils.components import common, registry
+from ansible_collections.plinth.platform.plugins.module_utils.components import external_secrets
 
 __metaclass__ = type
 
@@ -64,6 +65,7 @@ PROJECTS = {
             {"group": "batch", "kind": "Job"},
             {"group": "batch", "kind": "CronJob"},
             {"group": "external-secrets.io", "kind": "ExternalSecret"},
+            {"group": "external-secrets.io", "kind": "SecretStore"},
             {"group": "monitoring.coreos.com", "kind": "ServiceMonitor"},
             {"group": "rbac.authorization.k8s.io", "kind": "Role"},
             {"group": "rbac.authorization.k8s.io", "kind": "RoleBinding"},
@@ -92,12 +94,13 @@ def documents(spec):
     """Every file of the tree: path -> list of documents (values files hold one)."""
     env = spec["environment"]
     tree = {}
-    for component, release, settings, raw in _deployed_releases(spec):
+    deployed, apps = _manifests(spec)
+    for component, release, settings, raw in deployed:
         folder = "infra/%s" % release.name
         if release.chart is not None:
             tree["%s/values-%s.yaml" % (folder, env)] = [release.values(spec, settings) if release.values else {}]
         _add_raw(tree, "%s/%s" % (folder, env), raw)
-    for app, raw in _apps_with_manifests(spec):
+    for app, raw in apps:
         folder = "apps/%s" % app["name"]
         tree["%s/values-%s.yaml" % (folder, env)] = [app_values.values(spec, app)]
         _add_raw(tree, "%s/%s" % (folder, env), raw)
@@ -113,6 +116,44 @@ def argocd_documents(spec):
     for the roles that apply or read them.
     """
     return _argocd_documents(spec)
+
+
+def raw_manifests(spec):
+    """Every raw manifest of the tree, in tree order: the same documents ``documents`` writes
+    under ``infra/`` and ``apps/``, without building any Helm values."""
+    deployed, apps = _manifests(spec)
+    return [doc for _c, _r, _s, raw in deployed for doc in raw] + [doc for _app, raw in apps for doc in raw]
+
+
+def _manifests(spec):
+    """``(deployed releases, apps with manifests)``, as ``_deployed_releases`` and ``_apps_with_manifests``
+    give them, with the SecretStore and reader ServiceAccount of every namespace that reads secrets
+    added to the first Application holding an ExternalSecret there: one owner each."""
+    deployed = _deployed_releases(spec)
+    apps = _apps_with_manifests(spec)
+    raws = _with_secret_stores(spec, [raw for _c, _r, _s, raw in deployed] + [raw for _app, raw in apps])
+    return ([found[:3] + (raw,) for found, raw in zip(deployed, raws)],
+            [(app, raw) for (app, _raw), raw in zip(apps, raws[len(deployed):])])
+
+
+def _with_secret_stores(spec, raws):
+    """``raws`` (each Application's raw manifests, in tree order), each namespace's secret access
+    objects appended to the first list that holds an ExternalSecret of that namespace."""
+    served = set()
+    result = []
+    for raw in raws:
+        added = []
+        for doc in raw:
+            namespace = doc["metadata"].get("namespace")
+            if doc["kind"] == "ExternalSecret" and namespace not in served:
+                served.add(namespace)
+                added += external_secrets.secret_access_objects(spec, namespace, _sync_options(doc))
+        result.append(raw + added)
+    return result
+
+
+def _sync_options(doc):
+    return (doc["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-options")
 
 
 def _deployed_releases(spec):
@@ -142,7 +183,8 @@ def _argocd_documents(spec):
     destinations = {"root": set([argocd_namespace(spec)]), "infra": set(), "platform": set(), "business": set()}
     for component, release, settings in releases(spec):
         destinations[component.project].add(release.namespace or settings["namespace"])
-    for component, release, settings, raw in _deployed_releases(spec):
+    deployed, apps = _manifests(spec)
+    for component, release, settings, raw in deployed:
         folder = "infra/%s" % release.name
         values_file = "%s/values-%s.yaml" % (folder, env) if release.chart is not None else None
         chart = settings.get(release.chart_option) if release.chart is not None else None
@@ -153,7 +195,7 @@ def _argocd_documents(spec):
                         server_side_apply=release.server_side_apply,
                         ignore_differences=release.ignore_differences)
         ]
-    for app, raw in _apps_with_manifests(spec):
+    for app, raw in apps:
         folder = "apps/%s" % app["name"]
         destinations["business"].add(app["namespace"])
         tree["clusters/%s/apps/apps-%s.yaml" % (env, app["name"])] = [

@@ -106,7 +106,7 @@ def metadata(name, namespace=None, labels=None, annotations=None):
 
 
 def secret_store(spec):
-    """Name of the ClusterSecretStore that reads from Vault."""
+    """Name of the SecretStore, in each namespace that holds ExternalSecrets, that reads from Vault."""
     return spec["components"]["external_secrets"]["store_name"]
 
 
@@ -114,7 +114,8 @@ def external_secret(spec, name, namespace, data, target=None, template=None, ref
     """An ExternalSecret that syncs Secret ``target`` from Vault.
 
     ``data`` maps each key of the target Secret to ``(vault_path, property)``;
-    only references are written, never a secret value.
+    only references are written, never a secret value.  It reads through the
+    SecretStore of its own namespace, which the GitOps tree adds beside it.
     """
     target_spec = {"name": target or name, "creationPolicy": "Owner"}
     if template:
@@ -125,7 +126,7 @@ def external_secret(spec, name, namespace, data, target=None, template=None, ref
         "metadata": metadata(name, namespace),
         "spec": {
             "refreshInterval": refresh,
-            "secretStoreRef": {"kind": "ClusterSecretStore", "name": secret_store(spec)},
+            "secretStoreRef": {"kind": "SecretStore", "name": secret_store(spec)},
             "target": target_spec,
             "data": [
                 {"secretKey": key, "remoteRef": {"key": path, "property": prop}}

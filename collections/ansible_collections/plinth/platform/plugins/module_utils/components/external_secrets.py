@@ -1,17 +1,28 @@
 # -*- coding: utf-8 -*-
 # Copyright: Plinth contributors
 # SPDX-License-Identifier: Apache-2.0
-"""External Secrets Operator and the ClusterSecretStore that reads Vault.
+"""External Secrets Operator and the SecretStores that read Vault.
 
 The controller, the webhook and the cert controller all run ``replicas``
 pods spread over the pool's hosts; the controller and the cert controller
-elect a leader, the webhook serves from every pod.  The ClusterSecretStore
-authenticates with the controller's ServiceAccount through Vault's Kubernetes
-auth method (mount ``kubernetes``, role ``vault_role``), which the operator
-sets up in Vault along with the KV v2 engine at ``vault_kv_path``.
+elect a leader, the webhook serves from every pod.
+
+Least privilege: there is no ClusterSecretStore.  Every namespace that holds
+an ExternalSecret gets its own SecretStore (``store_name``) and a
+ServiceAccount (``reader_service_account``) that no pod runs as.  The
+controller requests a token for that ServiceAccount and logs in through
+Vault's Kubernetes auth method (mount ``kubernetes``) with the namespace's
+own role, ``<vault_role_prefix><namespace>``, whose policy of the same name
+admits only the KV v2 paths (under ``vault_kv_path``) that the namespace's
+ExternalSecrets read.  Those roles and policies are not set up by hand:
+``secret_access.secret_access`` (the ``plinth.platform.vault_access``
+filter) computes them from the same ExternalSecrets the tree carries, and
+the Ansible stage that configures Vault applies them.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
+
+import re
 
 from ansible_collections.plinth.platform.plugins.module_utils import schema as s
 from ansible_collections.plinth.platform.plugins.module_utils.components import Component, Release
@@ -26,14 +37,28 @@ CONTROLLER_SA = RELEASE
 WEBHOOK_PORT = 10250
 METRICS_PORT = 8080
 VAULT_AUTH_MOUNT = "kubernetes"
+ROLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]*$")
+
+
+def vault_name_prefix(value):
+    if not ROLE_PREFIX.match(value):
+        return "must be letters, digits, '-', '_' and '.' (it starts a Vault role and policy name)"
+    return None
+
 
 OPTIONS = {
     "replicas": s.Int(2, minimum=1, doc="Pods of the controller, the webhook and the cert controller each."),
     "store_name": s.Str("vault", checks=[s.dns_subdomain],
-                        doc="Name of the ClusterSecretStore every generated ExternalSecret uses."),
+                        doc="Name of the SecretStore in each namespace that holds ExternalSecrets; "
+                            "every generated ExternalSecret uses the one of its own namespace."),
     "vault_kv_path": s.Str("secret", doc="Mount path of Vault's KV v2 engine."),
-    "vault_role": s.Str("external-secrets", doc="Vault Kubernetes-auth role bound to the controller's "
-                                                "ServiceAccount."),
+    "vault_role_prefix": s.Str("plinth-", checks=[vault_name_prefix],
+                               doc="Prefix of the Vault Kubernetes-auth role (and policy) of each such "
+                                   "namespace: role <prefix><namespace>, bound to that namespace's "
+                                   "reader_service_account alone."),
+    "reader_service_account": s.Str("vault-secrets-reader", checks=[s.dns_subdomain],
+                                    doc="ServiceAccount in each such namespace that its SecretStore logs in "
+                                        "to Vault as; no pod runs as it."),
 }
 
 
@@ -77,31 +102,56 @@ def values(spec, settings):
     return result
 
 
-def cluster_secret_store(spec, settings):
+def role(spec, namespace):
+    """The Vault Kubernetes-auth role, and the policy of the same name, of ``namespace``'s SecretStore."""
+    return spec["components"]["external_secrets"]["vault_role_prefix"] + namespace
+
+
+def reader_service_account(spec, namespace, annotations=None):
+    """The ServiceAccount ``namespace``'s SecretStore logs in to Vault as: a token holder, no pod's identity."""
+    name = spec["components"]["external_secrets"]["reader_service_account"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": common.metadata(name, namespace, annotations=annotations),
+        "automountServiceAccountToken": False,
+    }
+
+
+def secret_store(spec, namespace, annotations=None):
+    """The SecretStore of ``namespace``: Vault's KV v2 engine, read with the namespace's own role."""
+    settings = spec["components"]["external_secrets"]
     provider = {
         "server": vault.address(spec),
         "path": settings["vault_kv_path"],
         "version": "v2",
         "auth": {"kubernetes": {
             "mountPath": VAULT_AUTH_MOUNT,
-            "role": settings["vault_role"],
-            "serviceAccountRef": {"name": CONTROLLER_SA, "namespace": settings["namespace"]},
+            "role": role(spec, namespace),
+            "serviceAccountRef": {"name": settings["reader_service_account"]},
         }},
     }
-    vault_settings = spec["components"]["vault"]
-    if vault_settings.get("tls_secret_name"):
-        provider["caProvider"] = {"type": "Secret", "name": vault_settings["tls_secret_name"],
-                                  "namespace": vault_settings["namespace"], "key": "ca.crt"}
+    if spec["components"]["vault"].get("tls_secret_name"):
+        # ESO reads a SecretStore's CA from the store's own namespace: caProvider.namespace is for
+        # ClusterSecretStores only.
+        provider["caProvider"] = {"type": "ConfigMap", "name": vault.CA_CONFIG_MAP, "key": vault.CA_KEY}
     return {
         "apiVersion": common.ESO_API,
-        "kind": "ClusterSecretStore",
-        "metadata": common.metadata(settings["store_name"], annotations={
-            # After the chart's CRDs and a ready webhook (wave 0), which validates stores.
-            "argocd.argoproj.io/sync-wave": "1",
-            "argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true",
-        }),
+        "kind": "SecretStore",
+        "metadata": common.metadata(common.secret_store(spec), namespace, annotations=annotations),
         "spec": {"provider": {"vault": provider}},
     }
+
+
+def secret_access_objects(spec, namespace, sync_options=None):
+    """The reader ServiceAccount and the SecretStore that ``namespace``'s ExternalSecrets need.
+
+    Both sync a wave before the ExternalSecrets of their Application; ``sync_options`` are the
+    ExternalSecrets' own (SkipDryRunOnMissingResource where the ESO CRDs come in a later wave).
+    """
+    wave = {"argocd.argoproj.io/sync-wave": "-1"}
+    store_annotations = dict(wave, **({"argocd.argoproj.io/sync-options": sync_options} if sync_options else {}))
+    return [reader_service_account(spec, namespace, wave), secret_store(spec, namespace, store_annotations)]
 
 
 def network_policies(spec, settings):
@@ -120,13 +170,14 @@ def network_policies(spec, settings):
 
 
 def manifests(spec, settings):
-    return [cluster_secret_store(spec, settings)] + network_policies(spec, settings)
+    # The SecretStores live in the namespaces that read secrets, with their ExternalSecrets.
+    return network_policies(spec, settings)
 
 
 def check(spec, settings, errors, path):
     if not common.enabled(spec, "vault"):
         errors.add(path + ".enabled", True,
-                   "the ClusterSecretStore reads the in-cluster Vault: needs plinth_components.vault.enabled: true")
+                   "the SecretStores read the in-cluster Vault: needs plinth_components.vault.enabled: true")
 
 
 COMPONENT = Component(
@@ -139,5 +190,6 @@ COMPONENT = Component(
                       values=values, manifests=manifests,
                       # Its CRDs exceed the 262,144 bytes of client-side apply's last-applied annotation.
                       server_side_apply=True)],
-    doc="External Secrets Operator with a ClusterSecretStore for Vault.",
+    doc="External Secrets Operator; each namespace that reads secrets gets a SecretStore for Vault "
+        "with a Vault role of its own.",
 )

@@ -10,20 +10,29 @@ Consul is the only backend offered.
 
 Choices made here:
 - Injector off by default: workloads get secrets through External Secrets,
-  which reads Vault with its own Kubernetes-auth role.
+  which reads Vault with one Kubernetes-auth role per namespace (see the
+  external_secrets component).
 - TLS off by default: there is no in-cluster CA to issue Vault a certificate
   and the certificate cannot come from Vault itself.  ``tls_secret_name``
   names a kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) that the
   operator creates in Vault's namespace; its certificate must cover
   ``vault.<namespace>.svc`` (External Secrets) and 127.0.0.1 (the chart's
-  probes and CLI).  Without it, Vault traffic stays on the pod network, fenced
-  by NetworkPolicies (Cilium's transparent encryption, when on, covers the wire).
+  probes and CLI).  A namespaced SecretStore reads its CA from its own
+  namespace only, so each namespace that reads secrets also needs the
+  ConfigMap ``vault-ca`` holding the CA certificate under ``ca.crt``.
+  Without TLS, Vault traffic stays on the pod network, fenced by
+  NetworkPolicies (Cilium's transparent encryption, when on, covers the wire).
 - ``disable_mlock``: the restricted Pod Security level forbids IPC_LOCK, and
   swap is off on every node, so there is nothing for mlock to protect against.
 - Vault starts sealed and a sealed pod is not Ready, so the Application stays
-  Progressing (and later sync waves wait) until the operator initialises and
-  unseals it; enabling the KV engine and the Kubernetes auth role that
-  External Secrets uses are operator steps too.
+  Progressing (and later sync waves wait) until the vault stage (role
+  ``vault``) initialises and unseals it, or, with ``seal``, the servers
+  unseal themselves through transit or AWS KMS.  What External Secrets needs inside Vault (the KV v2 engine,
+  the Kubernetes auth method, and per namespace a role bound to its reader
+  ServiceAccount with a policy admitting only the paths its ExternalSecrets
+  read) is not in the tree: ``secret_access.secret_access`` (the
+  ``plinth.platform.vault_access`` filter) describes it from the same
+  ExternalSecrets, for the Ansible stage that configures Vault.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -44,6 +53,17 @@ CONSUL_PATH = "vault/"
 RUN_AS_USER = 100
 RUN_AS_GROUP = 1000
 TLS_DIR = "/vault/userconfig/tls"
+MAX_SHARES = 255
+SEAL_TYPES = ("shamir", "transit", "awskms")
+# What each auto-unseal seal must be told, and the port it reaches its key service on.
+SEAL_REQUIRED = {"transit": ("address", "key_name", "credentials_secret_name"), "awskms": ("region", "kms_key_id")}
+SEAL_FIELDS = {"transit": ("address", "key_name", "mount_path", "credentials_secret_name"),
+               "awskms": ("region", "kms_key_id", "credentials_secret_name")}
+HTTPS_PORT = 443
+# With TLS, each namespace that reads secrets holds Vault's CA certificate here (SecretStores
+# may not read another namespace's objects).
+CA_CONFIG_MAP = "vault-ca"
+CA_KEY = "ca.crt"
 
 
 def _backend_supported(value):
@@ -60,11 +80,37 @@ OPTIONS = {
                                   "platform's secrets path, so it is off by default."),
     "tls_secret_name": s.Str(None, nullable=True, checks=[s.dns_subdomain],
                              doc="kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) in Vault's namespace; "
-                                 "set it to serve the API over TLS. Created by the operator, not by Vault."),
+                                 "set it to serve the API over TLS. Created by the operator, not by Vault; "
+                                 "each namespace that reads secrets then needs the ConfigMap vault-ca "
+                                 "with the CA certificate under ca.crt."),
     "consul_token_secret_name": s.Str("vault-consul-token", checks=[s.dns_subdomain],
                                       doc="Secret in Vault's namespace whose key 'token' is Vault's Consul "
                                           "ACL token; read only when consul.acls is true."),
     "resources": s.Resources("250m", "256Mi", "2", "1Gi", doc="Requests and limits of each Vault server container."),
+    "init": s.Dict({
+        "key_shares": s.Int(5, minimum=1, maximum=MAX_SHARES, doc="Unseal (or, with an auto-unseal seal, "
+                                                                  "recovery) key shares made at initialisation."),
+        "key_threshold": s.Int(3, minimum=1, maximum=MAX_SHARES, doc="Shares needed to unseal; at most key_shares."),
+        "pgp_keys": s.List(s.Str(), default=[], doc="Base64 PGP public keys, one per share: each share is handed "
+                                                    "out encrypted to its key instead of kept by the controller."),
+        "root_token_pgp_key": s.Str(None, nullable=True, doc="Base64 PGP public key the initial root token is "
+                                                             "encrypted to."),
+        "keep_root_token": s.Bool(False, doc="Keep the initial root token (in Vault and in the keys file) "
+                                             "instead of revoking it once Vault is configured."),
+    }, doc="How the vault stage initialises Vault, once."),
+    "seal": s.Dict({
+        "type": s.Str("shamir", choices=SEAL_TYPES,
+                      doc="shamir (unseal keys), or auto-unseal with transit (another Vault) or awskms (AWS KMS)."),
+        "address": s.Str(None, nullable=True, doc="transit: URL of the Vault that holds the key."),
+        "key_name": s.Str(None, nullable=True, doc="transit: name of the transit key."),
+        "mount_path": s.Str("transit/", doc="transit: mount path of the transit engine."),
+        "region": s.Str(None, nullable=True, doc="awskms: AWS region of the key."),
+        "kms_key_id": s.Str(None, nullable=True, doc="awskms: id, ARN or alias of the KMS key."),
+        "credentials_secret_name": s.Str(None, nullable=True, checks=[s.dns_subdomain],
+                                         doc="Secret in Vault's namespace with the seal's credentials: transit: "
+                                             "key 'token'; awskms: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                                             "(leave unset to use the node's instance role)."),
+    }, doc="Vault's seal; an auto-unseal seal opens every server by itself after a restart."),
 }
 
 
@@ -118,9 +164,42 @@ def config(spec, settings):
         # Leader/standby labels on the pods, which the vault-active Service selects.
         'service_registration "kubernetes" {}',
     ]
+    lines += _seal_stanza(settings["seal"])
     if _monitoring(spec):
         lines += ["", "telemetry {", '  prometheus_retention_time = "30s"', "  disable_hostname = true", "}"]
     return "\n".join(lines) + "\n"
+
+
+def _seal_stanza(seal):
+    """The auto-unseal seal's block; its credentials come from the environment, never from here."""
+    if seal["type"] == "transit":
+        fields = [("address", seal["address"]), ("key_name", seal["key_name"]), ("mount_path", seal["mount_path"])]
+    elif seal["type"] == "awskms":
+        fields = [("region", seal["region"]), ("kms_key_id", seal["kms_key_id"])]
+    else:
+        return []
+    return ["", 'seal "%s" {' % seal["type"]] + ['  %s = "%s"' % item for item in fields] + ["}"]
+
+
+def _seal_environment(seal):
+    """Environment variables the seal reads its credentials from (a Secret in Vault's namespace)."""
+    name = seal["credentials_secret_name"]
+    if not name or seal["type"] == "shamir":
+        return []
+    keys = ["token"] if seal["type"] == "transit" else ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+    env = ["VAULT_TOKEN"] if seal["type"] == "transit" else keys
+    return [{"envName": e, "secretKey": k, "secretName": name} for e, k in zip(env, keys)]
+
+
+def _seal_port(seal):
+    """The port the seal's key service listens on: the transit Vault's, or HTTPS for a cloud KMS."""
+    if seal["type"] == "transit":
+        rest = seal["address"].split("://", 1)[-1].split("/", 1)[0]
+        host_port = rest.rsplit("]", 1)[-1]
+        if ":" in host_port:
+            return int(host_port.rsplit(":", 1)[1])
+        return HTTPS_PORT if seal["address"].startswith("https") else API_PORT
+    return HTTPS_PORT
 
 
 def _security_context():
@@ -147,10 +226,14 @@ def _server(spec, settings):
                                  "maxUnavailable": max(1, replicas - common.pdb_min_available(replicas))},
         },
     })
+    secret_env = []
     if _consul_acls(spec):
         # Read by Vault's Consul client; a Secret, since Vault cannot hold its own storage token.
-        server["extraSecretEnvironmentVars"] = [{"envName": "CONSUL_HTTP_TOKEN", "secretKey": "token",
-                                                 "secretName": settings["consul_token_secret_name"]}]
+        secret_env.append({"envName": "CONSUL_HTTP_TOKEN", "secretKey": "token",
+                           "secretName": settings["consul_token_secret_name"]})
+    secret_env += _seal_environment(settings["seal"])
+    if secret_env:
+        server["extraSecretEnvironmentVars"] = secret_env
     if settings["tls_secret_name"]:
         server["volumes"] = [{"name": "tls", "secret": {"secretName": settings["tls_secret_name"]}}]
         server["volumeMounts"] = [{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}]
@@ -217,6 +300,10 @@ def network_policies(spec, settings):
             "ports": common.tcp_ports(consul.HTTP_PORT),
         }]),
     ]
+    if settings["seal"]["type"] != "shamir":
+        # Every server asks the seal's key service to unseal it, after each start.
+        policies.append(common.allow_to("allow-seal", namespace, server_labels(), ["0.0.0.0/0", "::/0"],
+                                        [_seal_port(settings["seal"])]))
     clients = _api_clients(spec, settings)
     if clients:
         policies.append(common.network_policy("allow-api-clients", namespace, server_labels(),
@@ -249,6 +336,38 @@ def check(spec, settings, errors, path):
     if settings["backend"] == "consul" and not common.enabled(spec, "consul"):
         errors.add(path + ".backend", "consul",
                    "needs plinth_components.consul.enabled: true (Vault stores its data in the in-cluster Consul)")
+    _check_init(settings["init"], errors, path + ".init")
+    _check_seal(settings["seal"], errors, path + ".seal")
+
+
+def _check_init(init, errors, path):
+    if init["key_threshold"] > init["key_shares"]:
+        errors.add(path + ".key_threshold", init["key_threshold"],
+                   "must not exceed key_shares (%d): the keys could never unseal Vault" % init["key_shares"])
+    if init["key_shares"] > 1 and init["key_threshold"] == 1:
+        errors.add(path + ".key_threshold", 1, "must be at least 2 when there are several shares: "
+                   "any one holder could open Vault alone (use key_shares: 1 to say so)")
+    if init["pgp_keys"] and len(init["pgp_keys"]) != init["key_shares"]:
+        errors.add(path + ".pgp_keys", "%d keys" % len(init["pgp_keys"]),
+                   "must hold one key per share (key_shares is %d)" % init["key_shares"])
+
+
+def _check_seal(seal, errors, path):
+    kind = seal["type"]
+    for field in SEAL_REQUIRED.get(kind, ()):
+        if not seal[field]:
+            errors.add(path + "." + field, seal[field], "required with seal type %s" % kind)
+    allowed = SEAL_FIELDS.get(kind, ())
+    for field in ("address", "key_name", "region", "kms_key_id", "credentials_secret_name"):
+        if seal[field] and field not in allowed:
+            errors.add(path + "." + field, seal[field], "only applies to seal type %s, not %s"
+                       % (" or ".join(t for t in SEAL_FIELDS if field in SEAL_FIELDS[t]), kind))
+    if kind == "transit" and seal["address"] and not seal["address"].startswith(("https://", "http://")):
+        errors.add(path + ".address", seal["address"], "must be an http(s):// URL of the transit Vault")
+    for field in ("address", "key_name", "mount_path", "region", "kms_key_id"):
+        if seal[field] and '"' in seal[field]:
+            errors.add(path + "." + field, seal[field], "must not contain a double quote (it goes into Vault's "
+                       "configuration)")
 
 
 COMPONENT = Component(

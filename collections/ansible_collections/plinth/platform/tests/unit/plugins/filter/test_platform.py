@@ -27,7 +27,7 @@ def _releases(with_values):
 def test_filters_are_exported():
     assert sorted(platform.FilterModule().filters()) == [
         "argocd_documents", "gitops_files", "gitops_summary", "helm_release", "helm_values", "platform_spec",
-        "sync_waves", "widened_projects"]
+        "sync_waves", "vault_access", "widened_projects"]
 
 
 def test_platform_spec_of_the_example_inventory(production):
@@ -58,7 +58,7 @@ def test_platform_spec_reads_host_addresses_only(production):
     assert "not copied anywhere" not in repr(spec)
 
 
-@pytest.mark.parametrize("name", ["gitops_files", "gitops_summary", "argocd_documents"])
+@pytest.mark.parametrize("name", ["gitops_files", "gitops_summary", "argocd_documents", "vault_access"])
 def test_spec_filters_reject_anything_but_a_spec(name):
     with pytest.raises(AnsibleFilterError) as exc:
         getattr(platform, name)({"plinth_environment": "production"})

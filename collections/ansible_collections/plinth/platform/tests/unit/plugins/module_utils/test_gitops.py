@@ -179,7 +179,7 @@ def test_app_secrets_are_external_secret_references(production):
     files = gitops.render(build_spec(*production))
     secret = docs(files["apps/store-api/production/externalsecret-store-api-db.yaml"])[0]
     assert secret["apiVersion"] == "external-secrets.io/v1"
-    assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "vault"}
+    assert secret["spec"]["secretStoreRef"] == {"kind": "SecretStore", "name": "vault"}
     assert [d["remoteRef"] for d in secret["spec"]["data"]] == [
         {"key": "apps/store-api/db", "property": "password"},
         {"key": "apps/store-api/db", "property": "username"},

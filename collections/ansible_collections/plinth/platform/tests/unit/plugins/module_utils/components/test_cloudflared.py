@@ -47,7 +47,7 @@ def test_token_comes_from_vault_through_an_external_secret(production):
     assert secret["spec"]["target"]["name"] == "cloudflared-token"
     assert secret["spec"]["data"] == [{"secretKey": "token",
                                        "remoteRef": {"key": "platform/cloudflared", "property": "token"}}]
-    assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "vault"}
+    assert secret["spec"]["secretStoreRef"] == {"kind": "SecretStore", "name": "vault"}
     assert int(secret["metadata"]["annotations"][WAVE]) < 0, "the Secret exists before the pods start"
     assert not of_kind(docs, "Secret")
 

@@ -138,7 +138,7 @@ def test_gossip_key_from_vault_is_an_external_secret_reference(production):
     secret = find(manifests_of(spec, "consul"), "ExternalSecret")
     assert secret["metadata"]["namespace"] == "consul"
     assert secret["spec"]["target"]["name"] == "consul-gossip-key"
-    assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "vault"}
+    assert secret["spec"]["secretStoreRef"] == {"kind": "SecretStore", "name": "vault"}
     assert secret["spec"]["data"] == [
         {"secretKey": "key", "remoteRef": {"key": "platform/consul/serf", "property": "key"}}]
     assert "SkipDryRunOnMissingResource=true" in secret["metadata"]["annotations"][

@@ -1,16 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: Plinth contributors
 # SPDX-License-Identifier: Apache-2.0
-"""External Secrets: HA controller, webhook and cert controller, and the ClusterSecretStore for Vault."""
+"""External Secrets: HA controller, webhook and cert controller, and the per-namespace SecretStores for Vault."""
 
 from __future__ import absolute_import, annotations, division, print_function
 
 import pytest
 import yaml
 
-from ansible_collections.plinth.platform.plugins.module_utils.components import common
+from ansible_collections.plinth.platform.plugins.module_utils.components import common, external_secrets
 from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
-    DEDICATED, build, check_errors, find, manifests_of, network_policy, taint_workers, values_of)
+    DEDICATED, build, check_errors, manifests_of, network_policy, spec_errors, taint_workers, values_of)
 
 __metaclass__ = type
 
@@ -22,8 +22,8 @@ def _deployment(values, name):
     return values if name == "controller" else values[name]
 
 
-def _store(spec):
-    return find(manifests_of(spec, "external_secrets"), "ClusterSecretStore")
+def _store(spec, namespace="kong"):
+    return external_secrets.secret_store(spec, namespace)
 
 
 @pytest.fixture
@@ -89,54 +89,87 @@ def test_no_service_monitors_without_monitoring(production):
     assert "allow-metrics" not in [d["metadata"]["name"] for d in manifests_of(spec, "external_secrets")]
 
 
-def test_cluster_secret_store_reads_vault_kv_v2_with_kubernetes_auth(production):
+def test_secret_store_reads_vault_kv_v2_with_the_namespace_role(production):
     spec = build(production)
     store = _store(spec)
     assert store["apiVersion"] == "external-secrets.io/v1"
+    assert store["kind"] == "SecretStore"
     assert store["metadata"]["name"] == "vault" == common.secret_store(spec)
-    assert "namespace" not in store["metadata"]
+    assert store["metadata"]["namespace"] == "kong"
     provider = store["spec"]["provider"]["vault"]
     assert provider["server"] == "http://vault.vault.svc:8200"
     assert provider["path"] == "secret"
     assert provider["version"] == "v2"
+    # No namespace: a SecretStore may only name a ServiceAccount of its own namespace.
     assert provider["auth"] == {"kubernetes": {
         "mountPath": "kubernetes",
-        "role": "external-secrets",
-        "serviceAccountRef": {"name": "external-secrets", "namespace": "external-secrets"},
+        "role": "plinth-kong",
+        "serviceAccountRef": {"name": "vault-secrets-reader"},
     }}
     assert "caProvider" not in provider
 
 
-def test_cluster_secret_store_waits_for_the_crds_of_its_own_app(production):
-    annotations = _store(build(production))["metadata"]["annotations"]
-    assert annotations["argocd.argoproj.io/sync-options"] == "SkipDryRunOnMissingResource=true"
-    assert int(annotations["argocd.argoproj.io/sync-wave"]) > 0
+def test_reader_service_account_is_no_pods_identity(production):
+    account = external_secrets.reader_service_account(build(production), "store")
+    assert account["metadata"]["name"] == "vault-secrets-reader"
+    assert account["metadata"]["namespace"] == "store"
+    assert account["automountServiceAccountToken"] is False
+
+
+def test_secret_access_objects_sync_before_the_external_secrets(production):
+    spec = build(production)
+    account, store = external_secrets.secret_access_objects(spec, "consul", "SkipDryRunOnMissingResource=true")
+    assert (account["kind"], store["kind"]) == ("ServiceAccount", "SecretStore")
+    assert account["metadata"]["annotations"] == {"argocd.argoproj.io/sync-wave": "-1"}
+    assert store["metadata"]["annotations"] == {"argocd.argoproj.io/sync-wave": "-1",
+                                                "argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"}
+    _account, store = external_secrets.secret_access_objects(spec, "kong")
+    assert store["metadata"]["annotations"] == {"argocd.argoproj.io/sync-wave": "-1"}
+
+
+def test_no_cluster_secret_store(production):
+    docs = manifests_of(build(production), "external_secrets")
+    assert [d["kind"] for d in docs] == ["NetworkPolicy"] * len(docs)
 
 
 def test_store_options(production):
     spec = build(production, external_secrets={"store_name": "platform-vault", "vault_kv_path": "kv",
-                                               "vault_role": "eso", "namespace": "eso"})
-    store = _store(spec)
+                                               "vault_role_prefix": "eso-", "reader_service_account": "reader",
+                                               "namespace": "eso"})
+    store = _store(spec, "payments")
     assert store["metadata"]["name"] == "platform-vault" == common.secret_store(spec)
     provider = store["spec"]["provider"]["vault"]
     assert provider["path"] == "kv"
-    assert provider["auth"]["kubernetes"]["role"] == "eso"
-    assert provider["auth"]["kubernetes"]["serviceAccountRef"] == {"name": "external-secrets", "namespace": "eso"}
+    assert provider["auth"]["kubernetes"]["role"] == "eso-payments" == external_secrets.role(spec, "payments")
+    assert provider["auth"]["kubernetes"]["serviceAccountRef"] == {"name": "reader"}
+    assert external_secrets.reader_service_account(spec, "payments")["metadata"]["name"] == "reader"
+
+
+@pytest.mark.parametrize("prefix", ["team/", "a b", "x:"])
+def test_role_prefix_must_fit_a_vault_name(production, prefix):
+    assert spec_errors(production, external_secrets={"vault_role_prefix": prefix}) == [
+        "plinth_components.external_secrets.vault_role_prefix: got %r; must be letters, digits, '-', '_' and '.' "
+        "(it starts a Vault role and policy name)" % prefix]
+
+
+def test_vault_role_is_gone(production):
+    errors = spec_errors(production, external_secrets={"vault_role": "external-secrets"})
+    assert [e for e in errors if e.startswith("plinth_components.external_secrets.vault_role")]
 
 
 def test_store_follows_vault_namespace_and_tls(production):
     spec = build(production, vault={"namespace": "secrets", "tls_secret_name": "vault-server-tls"})
-    provider = _store(spec)["spec"]["provider"]["vault"]
+    provider = _store(spec, "store")["spec"]["provider"]["vault"]
     assert provider["server"] == "https://vault.secrets.svc:8200"
-    assert provider["caProvider"] == {"type": "Secret", "name": "vault-server-tls", "namespace": "secrets",
-                                      "key": "ca.crt"}
+    # ESO refuses caProvider.namespace on a SecretStore: the CA sits in the store's own namespace.
+    assert provider["caProvider"] == {"type": "ConfigMap", "name": "vault-ca", "key": "ca.crt"}
 
 
 def test_vault_must_be_enabled(production):
     spec = build(production)
     spec["components"]["vault"]["enabled"] = False
     assert check_errors(spec, "external_secrets") == [
-        "plinth_components.external_secrets.enabled: got True; the ClusterSecretStore reads the in-cluster "
+        "plinth_components.external_secrets.enabled: got True; the SecretStores read the in-cluster "
         "Vault: needs plinth_components.vault.enabled: true"]
 
 

@@ -229,7 +229,7 @@ def test_grafana_admin_comes_from_vault_through_an_external_secret(spec):
     [secret] = manifests_of(spec, "monitoring")
     assert secret["kind"] == "ExternalSecret" and secret["metadata"]["namespace"] == "monitoring"
     assert secret["spec"]["target"]["name"] == "grafana-admin"
-    assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "vault"}
+    assert secret["spec"]["secretStoreRef"] == {"kind": "SecretStore", "name": "vault"}
     remote = {"key": "platform/monitoring/grafana", "property": "admin-password"}
     assert secret["spec"]["data"] == [{"secretKey": "admin-password", "remoteRef": remote}]
     template = secret["spec"]["target"]["template"]

@@ -219,3 +219,73 @@ def test_generated_documents_share_no_objects(production):
     spec = build(production, vault={"injector": True})
     text = yaml.safe_dump_all(manifests_of(spec, "vault")) + yaml.safe_dump(values_of(spec, "vault"))
     assert "&id" not in text
+
+
+def test_init_defaults_are_five_shares_threshold_three_and_the_root_token_revoked(production):
+    init = build(production)["components"]["vault"]["init"]
+    assert init == {"key_shares": 5, "key_threshold": 3, "pgp_keys": [], "root_token_pgp_key": None,
+                    "keep_root_token": False}
+
+
+@pytest.mark.parametrize("init, message", [
+    ({"key_shares": 3, "key_threshold": 4},
+     "plinth_components.vault.init.key_threshold: got 4; must not exceed key_shares (3)"),
+    ({"key_shares": 5, "key_threshold": 1},
+     "plinth_components.vault.init.key_threshold: got 1; must be at least 2 when there are several shares"),
+    ({"key_shares": 2, "key_threshold": 2, "pgp_keys": ["a2V5MQ=="]},
+     "plinth_components.vault.init.pgp_keys: got '1 keys'; must hold one key per share (key_shares is 2)"),
+    ({"key_shares": 300}, "plinth_components.vault.init.key_shares: got 300"),
+])
+def test_bad_init_settings_are_named_with_the_rule(production, init, message):
+    errors = spec_errors(production, vault={"init": init})
+    assert any(e.startswith(message) for e in errors), errors
+
+
+def test_shamir_seal_by_default_adds_nothing(values):
+    assert "seal " not in values["server"]["ha"]["config"]
+
+
+def test_transit_auto_unseal_is_rendered_with_its_token_from_a_secret(production):
+    seal = {"type": "transit", "address": "https://unseal.example.com:8200", "key_name": "platform-unseal",
+            "credentials_secret_name": "vault-transit-token"}
+    spec = build(production, vault={"seal": seal})
+    values = values_of(spec, "vault")
+    config = values["server"]["ha"]["config"]
+    assert ('seal "transit" {\n  address = "https://unseal.example.com:8200"\n  key_name = "platform-unseal"\n'
+            '  mount_path = "transit/"\n}') in config
+    assert "token" not in config
+    assert values["server"]["extraSecretEnvironmentVars"] == [
+        {"envName": "VAULT_TOKEN", "secretKey": "token", "secretName": "vault-transit-token"}]
+    egress = network_policy(manifests_of(spec, "vault"), "allow-seal")["egress"]
+    assert egress == [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}],
+                       "ports": [{"protocol": "TCP", "port": 8200}]}]
+
+
+def test_aws_kms_auto_unseal_uses_the_instance_role_unless_a_secret_is_named(production):
+    seal = {"type": "awskms", "region": "eu-west-1", "kms_key_id": "alias/vault-unseal"}
+    values = values_of(build(production, vault={"seal": seal}), "vault")
+    assert 'seal "awskms" {\n  region = "eu-west-1"\n  kms_key_id = "alias/vault-unseal"\n}' in \
+        values["server"]["ha"]["config"]
+    assert "extraSecretEnvironmentVars" not in values["server"]
+    seal["credentials_secret_name"] = "vault-kms"
+    values = values_of(build(production, vault={"seal": seal}), "vault")
+    assert [e["envName"] for e in values["server"]["extraSecretEnvironmentVars"]] == [
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+
+
+@pytest.mark.parametrize("seal, message", [
+    ({"type": "transit", "key_name": "k", "credentials_secret_name": "t"},
+     "plinth_components.vault.seal.address: got None; required with seal type transit"),
+    ({"type": "awskms", "region": "eu-west-1"},
+     "plinth_components.vault.seal.kms_key_id: got None; required with seal type awskms"),
+    ({"type": "shamir", "region": "eu-west-1"},
+     "plinth_components.vault.seal.region: got 'eu-west-1'; only applies to seal type awskms, not shamir"),
+    ({"type": "transit", "address": "unseal.example.com", "key_name": "k", "credentials_secret_name": "t"},
+     "plinth_components.vault.seal.address: got 'unseal.example.com'; must be an http(s):// URL"),
+    ({"type": "awskms", "region": 'eu"west', "kms_key_id": "k"},
+     "plinth_components.vault.seal.region: got 'eu\"west'; must not contain a double quote"),
+    ({"type": "gcpckms"}, "plinth_components.vault.seal.type: got 'gcpckms'; must be one of"),
+])
+def test_bad_seal_settings_are_named_with_the_rule(production, seal, message):
+    errors = spec_errors(production, vault={"seal": seal})
+    assert any(e.startswith(message) for e in errors), errors

@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: Plinth contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Least privilege for secrets: one SecretStore per namespace, and the Vault access made from the same tree."""
+
+from __future__ import absolute_import, annotations, division, print_function
+
+import yaml
+
+from ansible_collections.plinth.platform.plugins.filter import platform
+from ansible_collections.plinth.platform.plugins.module_utils import gitops
+from ansible_collections.plinth.platform.plugins.module_utils.secret_access import secret_access
+from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
+
+from ansible_collections.plinth.platform.tests.unit.conftest import load_inventory
+
+__metaclass__ = type
+
+ESO = "external-secrets.io/v1"
+
+
+def _objects(spec):
+    """(file, document) of every raw manifest the tree writes."""
+    found = []
+    for path, text in gitops.render(spec).items():
+        if path.startswith(("infra/", "apps/")) and "/values-" not in path:
+            found += [(path, doc) for doc in yaml.safe_load_all(text) if doc]
+    return found
+
+
+def _of_kind(objects, kind):
+    return [(path, doc) for path, doc in objects if doc["kind"] == kind]
+
+
+def _owner(path):
+    """The Application folder a raw manifest belongs to: infra/<release> or apps/<app>."""
+    return "/".join(path.split("/")[:2])
+
+
+def _remote_keys(secrets):
+    return set(item["remoteRef"]["key"] for _path, doc in secrets for item in doc["spec"]["data"])
+
+
+def test_every_external_secret_reads_through_the_store_of_its_own_namespace(example_env):
+    objects = _objects(build_spec(*load_inventory(example_env)))
+    secrets = _of_kind(objects, "ExternalSecret")
+    assert secrets
+    stores = dict(((doc["metadata"]["namespace"], doc["metadata"]["name"]), doc)
+                  for _path, doc in _of_kind(objects, "SecretStore"))
+    for path, secret in secrets:
+        ref = secret["spec"]["secretStoreRef"]
+        assert ref["kind"] == "SecretStore", path
+        assert (secret["metadata"]["namespace"], ref["name"]) in stores, path
+    assert not [path for path, doc in objects if doc["kind"] == "ClusterSecretStore"]
+
+
+def test_each_reading_namespace_has_one_store_and_one_reader(example_env):
+    spec = build_spec(*load_inventory(example_env))
+    objects = _objects(spec)
+    reading = sorted(set(doc["metadata"]["namespace"] for _path, doc in _of_kind(objects, "ExternalSecret")))
+    stores = _of_kind(objects, "SecretStore")
+    assert sorted(doc["metadata"]["namespace"] for _path, doc in stores) == reading
+    reader = spec["components"]["external_secrets"]["reader_service_account"]
+    readers = [(path, doc) for path, doc in _of_kind(objects, "ServiceAccount") if doc["metadata"]["name"] == reader]
+    assert sorted(doc["metadata"]["namespace"] for _path, doc in readers) == reading
+    for path, store in stores:
+        ns = store["metadata"]["namespace"]
+        auth = store["spec"]["provider"]["vault"]["auth"]["kubernetes"]
+        assert auth == {"mountPath": "kubernetes", "role": "plinth-" + ns, "serviceAccountRef": {"name": reader}}
+        # Store, reader and at least one ExternalSecret of the namespace share an Application.
+        [reader_path] = [p for p, doc in readers if doc["metadata"]["namespace"] == ns]
+        assert _owner(reader_path) == _owner(path)
+        assert [p for p, doc in _of_kind(objects, "ExternalSecret")
+                if doc["metadata"]["namespace"] == ns and _owner(p) == _owner(path)], path
+
+
+def test_secret_access_lists_exactly_the_paths_of_each_namespace(example_env):
+    spec = build_spec(*load_inventory(example_env))
+    secrets = _of_kind(_objects(spec), "ExternalSecret")
+    access = secret_access(spec)
+    assert (access["kv_mount"], access["auth_mount"], access["service_account"]) == (
+        "secret", "kubernetes", "vault-secrets-reader")
+    namespaces = sorted(set(doc["metadata"]["namespace"] for _path, doc in secrets))
+    assert [c["namespace"] for c in access["consumers"]] == namespaces
+    for consumer in access["consumers"]:
+        ns = consumer["namespace"]
+        assert consumer["role"] == consumer["policy"] == "plinth-" + ns
+        mine = [(p, doc) for p, doc in secrets if doc["metadata"]["namespace"] == ns]
+        assert consumer["paths"] == sorted(_remote_keys(mine)), ns
+
+
+def test_secret_access_of_the_production_example(production):
+    consumers = secret_access(build_spec(*production))["consumers"]
+    assert [(c["namespace"], c["paths"]) for c in consumers] == [
+        ("cloudflared", ["platform/cloudflared"]),
+        ("kong", ["platform/kong/postgres"]),
+        ("monitoring", ["platform/monitoring/grafana"]),
+        ("payments", ["apps/payment-service/processor"]),
+        ("store", ["apps/store-api/db"]),
+    ]
+
+
+def test_secret_access_builds_no_helm_values(production, monkeypatch):
+    spec = build_spec(*production)
+    expected = secret_access(spec)
+
+    def refuse(*_args):
+        raise AssertionError("Helm values were built")
+    monkeypatch.setattr(gitops.app_values, "values", refuse)
+    for _component, release, _settings in gitops.releases(spec):
+        if release.values is not None:
+            monkeypatch.setattr(release, "values", refuse)
+    assert secret_access(spec) == expected
+
+
+def test_the_filter_is_secret_access(production):
+    spec = platform.platform_spec(*production)
+    assert platform.vault_access(spec) == secret_access(build_spec(*production))
+
+
+def test_role_prefix_reaches_the_stores_and_the_roles(production):
+    variables, groups, hostvars = production
+    variables["plinth_components"]["external_secrets"]["vault_role_prefix"] = "prod-eso-"
+    spec = build_spec(variables, groups, hostvars)
+    roles = dict((c["namespace"], c["role"]) for c in secret_access(spec)["consumers"])
+    for _path, store in _of_kind(_objects(spec), "SecretStore"):
+        ns = store["metadata"]["namespace"]
+        assert store["spec"]["provider"]["vault"]["auth"]["kubernetes"]["role"] == roles[ns] == "prod-eso-" + ns
+
+
+def _in(objects, kind, namespace):
+    return [(path, doc) for path, doc in _of_kind(objects, kind) if doc["metadata"]["namespace"] == namespace]
+
+
+def test_a_shared_app_namespace_has_one_store_owned_by_its_first_reader(production):
+    variables, groups, hostvars = production
+    apps = variables["plinth_apps"]
+    for app in apps:
+        app["namespace"] = "shop"
+    first_secrets = apps[0].pop("secrets")
+    objects = _objects(build_spec(variables, groups, hostvars))
+    # The first app reads nothing: the store goes with the ExternalSecrets of the second.
+    assert [_owner(path) for path, _doc in _in(objects, "SecretStore", "shop")] == ["apps/" + apps[1]["name"]]
+    apps[0]["secrets"] = first_secrets
+    spec = build_spec(variables, groups, hostvars)
+    objects = _objects(spec)
+    assert [_owner(path) for path, _doc in _in(objects, "SecretStore", "shop")] == ["apps/" + apps[0]["name"]]
+    assert [_owner(path) for path, _doc in _in(objects, "ServiceAccount", "shop")] == ["apps/" + apps[0]["name"]]
+    [consumer] = [c for c in secret_access(spec)["consumers"] if c["namespace"] == "shop"]
+    assert consumer["paths"] == sorted(_remote_keys(_in(objects, "ExternalSecret", "shop")))
+    assert len(consumer["paths"]) == 2
+
+
+def test_components_sharing_a_namespace_share_one_store(production):
+    variables, groups, hostvars = production
+    variables["plinth_components"]["cloudflared"]["namespace"] = "kong"
+    spec = build_spec(variables, groups, hostvars)
+    objects = _objects(spec)
+    assert [(_owner(p), d["metadata"]["namespace"]) for p, d in _of_kind(objects, "SecretStore")
+            if d["metadata"]["namespace"] == "kong"] == [("infra/kong", "kong")]
+    [kong] = [c for c in secret_access(spec)["consumers"] if c["namespace"] == "kong"]
+    assert kong["paths"] == ["platform/cloudflared", "platform/kong/postgres"]
+
+
+def test_no_two_applications_own_one_object(example_env):
+    owners = {}
+    for path, doc in _objects(build_spec(*load_inventory(example_env))):
+        key = (doc["apiVersion"], doc["kind"], doc["metadata"].get("namespace"), doc["metadata"]["name"])
+        owners.setdefault(key, set()).add(_owner(path))
+    assert dict((k, v) for k, v in owners.items() if len(v) > 1) == {}
+
+
+def test_consul_store_skips_the_dry_run_like_its_external_secret(production):
+    variables, groups, hostvars = production
+    variables["plinth_components"]["consul"]["gossip_encryption"] = "vault"
+    spec = build_spec(variables, groups, hostvars)
+    objects = [(p, d) for p, d in _objects(spec) if p.startswith("infra/consul/")]
+    [(_p, secret)] = _of_kind(objects, "ExternalSecret")
+    [(_p, store)] = _of_kind(objects, "SecretStore")
+    option = "argocd.argoproj.io/sync-options"
+    assert store["metadata"]["annotations"][option] == secret["metadata"]["annotations"][option] \
+        == "SkipDryRunOnMissingResource=true"
+    assert store["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "-1"
+    assert {"namespace": "consul", "role": "plinth-consul", "policy": "plinth-consul",
+            "paths": ["platform/consul/gossip"]} in secret_access(spec)["consumers"]
+
+
+def test_business_project_admits_the_store_and_its_reader(production):
+    files = gitops.render(build_spec(*production))
+    [business] = [d for d in yaml.safe_load_all(files["clusters/production/projects.yaml"])
+                  if d["metadata"]["name"] == "business"]
+    admitted = business["spec"]["namespaceResourceWhitelist"]
+    assert {"group": "external-secrets.io", "kind": "SecretStore"} in admitted
+    assert {"group": "", "kind": "ServiceAccount"} in admitted
+    assert {"group": "external-secrets.io", "kind": "ClusterSecretStore"} not in admitted
