@@ -64,6 +64,16 @@ class Api:
             raise ApiError(method, path, response.status, text)
         return json.loads(text)
 
+    def raw_request(self, method, path, body=None, headers=None):
+        """``(status, text)`` of any request, for proxied services that speak their own API."""
+        url = self.configuration.host.rstrip("/") + path
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        merged = self._headers()
+        merged.update(headers or {})
+        response = self.client.rest_client.pool_manager.request(
+            method, url, body=data, headers=merged, preload_content=True, timeout=60)
+        return response.status, response.data.decode("utf-8", "replace")
+
     def list_nodes(self):
         return dict((n["metadata"]["name"], n) for n in self.request("GET", "/api/v1/nodes")["items"])
 
