@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 # The tools are packages at the root (python -m airgap.X, testbed.X, devtools.X); some read the collection.
 export PYTHONPATH := $(abspath .):$(abspath collections)
 
-.PHONY: demo render test test-nodes test-cluster test-gitops test-lab lab lab-destroy unit lint sanity molecule bench acceptance clean
+.PHONY: demo render test test-nodes test-cluster test-secrets test-gitops test-lab lab lab-destroy unit lint sanity molecule bench acceptance clean
 
 demo: $(STAMP)
 	$(BIN)/ansible-playbook -i inventories/$(ENV) playbooks/render.yml
@@ -30,6 +30,12 @@ test-nodes: $(STAMP)
 # A real kube-apiserver and etcd on 127.0.0.1 (built from Go modules once, cached).
 test-cluster: $(STAMP)
 	$(BIN)/python -m devtools.test cluster
+
+# The vault stage against a real OpenBao Raft cluster, and a real External Secrets controller
+# (built from its Go module once, cached) syncing the rendered SecretStores and ExternalSecrets.
+test-secrets: $(STAMP)
+	devtools/install_test_hosts.sh
+	$(BIN)/python -m devtools.test secrets
 
 # The production example synced by a real Argo CD (built from source once, cached) into a
 # real control plane, charts from a mirror on 127.0.0.1; the convergence stage waits wave
