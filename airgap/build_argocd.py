@@ -281,23 +281,11 @@ def build(args):
     toolchain = choose_toolchain(go_mod["go"])
     release_dir = os.path.join(args.cache, "argocd", info["Version"])
     bin_dir = os.path.join(release_dir, "bin")
-    os.makedirs(bin_dir, exist_ok=True)
-    info_path = os.path.join(release_dir, "build-info.json")
     target = os.path.join(bin_dir, BINARY)
-
-    with gomodules.locked(os.path.join(release_dir, ".lock")):
-        gomodules.remove_partial_builds(bin_dir)
-        seconds = None
-        if os.path.exists(target) and not args.force:
-            log("%-24s already built, skipped" % BINARY)
-        else:
-            build_info = gomodules.load_build_info(info_path)
-            build_info["argocd_version"] = info["Version"]
-            seconds = build_binary(info, go_mod, release_dir, target, args, toolchain, build_info)
-            gomodules.save_build_info(info_path, build_info)
-        install_support_files(info, release_dir, bin_dir)
-    if seconds is not None:
-        gomodules.report_timings([(BINARY, seconds)], bin_dir)
+    gomodules.build_once(
+        release_dir, target, args.force, {"argocd_version": info["Version"]},
+        lambda build_info: build_binary(info, go_mod, release_dir, target, args, toolchain, build_info),
+        beside=lambda: install_support_files(info, release_dir, bin_dir))
     log("Argo CD %s in %s (CRDs in %s)" % (info["Version"], bin_dir, os.path.join(release_dir, "crds")))
 
 

@@ -142,23 +142,11 @@ def build(args):
     replaces_from_proxy(go_mod)  # stops before the cache is touched when the proxy lacks a part
     release = release_dir(args.cache, args.version)
     bin_dir = os.path.join(release, "bin")
-    os.makedirs(bin_dir, exist_ok=True)
-    info_path = os.path.join(release, "build-info.json")
     target = os.path.join(bin_dir, BINARY)
-
-    with gomodules.locked(os.path.join(release, ".lock")):
-        gomodules.remove_partial_builds(bin_dir)
-        seconds = None
-        if os.path.exists(target) and not args.force:
-            log("%-24s already built, skipped" % BINARY)
-        else:
-            build_info = gomodules.load_build_info(info_path)
-            build_info["external_secrets_version"] = info["Version"]
-            seconds = build_binary(info, release, target, args, toolchain, build_info)
-            gomodules.save_build_info(info_path, build_info)
-        source, count = install_crds(info, release)
-    if seconds is not None:
-        gomodules.report_timings([(BINARY, seconds)], bin_dir)
+    _seconds, (source, count) = gomodules.build_once(
+        release, target, args.force, {"external_secrets_version": info["Version"]},
+        lambda build_info: build_binary(info, release, target, args, toolchain, build_info),
+        beside=lambda: install_crds(info, release))
     log("External Secrets %s in %s (%d CRDs from %s in %s)" % (
         info["Version"], bin_dir, count, source, os.path.join(release, "crds")))
 

@@ -192,6 +192,30 @@ def remove_partial_builds(bin_dir):
             os.unlink(os.path.join(bin_dir, name))
 
 
+def build_once(release_dir, target, force, record, build, beside=None):
+    """Build ``target`` (a binary in ``release_dir``/bin) under the release folder's lock, unless it
+    is already there. ``record`` and what ``build(build_info)`` adds go into build-info.json;
+    ``beside()`` installs what sits next to the binary, under the same lock, built or not.
+    Returns the build's seconds (None when skipped) and what ``beside`` returned."""
+    bin_dir = os.path.dirname(target)
+    os.makedirs(bin_dir, exist_ok=True)
+    info_path = os.path.join(release_dir, "build-info.json")
+    with locked(os.path.join(release_dir, ".lock")):
+        remove_partial_builds(bin_dir)
+        seconds = None
+        if os.path.exists(target) and not force:
+            log("%-24s already built, skipped" % os.path.basename(target))
+        else:
+            build_info = load_build_info(info_path)
+            build_info.update(record)
+            seconds = build(build_info)
+            save_build_info(info_path, build_info)
+        extra = beside() if beside else None
+    if seconds is not None:
+        report_timings([(os.path.basename(target), seconds)], bin_dir)
+    return seconds, extra
+
+
 def load_build_info(path):
     try:
         with open(path, encoding="utf-8") as handle:

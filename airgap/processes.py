@@ -115,6 +115,16 @@ class Service:
             json.dump(state, handle, indent=2, sort_keys=True)
         os.replace(self.state_path + ".tmp", self.state_path)
 
+    def stop_recorded(self):
+        """Stop every process the state records and keep only those still alive; their names, if any."""
+        state = self.state()
+        if not state:
+            return []
+        stop_processes(state["processes"])
+        state["processes"] = [e for e in state["processes"] if is_ours(e)]
+        self._save(state)
+        return ["%s (pid %d)" % (e["name"], e["pid"]) for e in state["processes"]]
+
 
 def serve_until_stopped(server, banner):
     """Serve in the foreground until SIGTERM or Ctrl-C, then close the listening socket."""

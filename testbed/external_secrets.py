@@ -31,7 +31,6 @@ missing (6-10 minutes cold).
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.request
@@ -74,18 +73,9 @@ def find_build(version, cache):
 
 
 def ensure_build(version, cache):
-    found = find_build(version, cache)
-    if found:
-        return found
-    log("building External Secrets %s (a cold build takes 6-10 minutes)" % version)
-    command = launch.module_command("airgap.build_external_secrets", "--version", version, "--cache", cache)
-    if subprocess.call(command) != 0:
-        raise ExternalSecretsError("building External Secrets failed: %s" % " ".join(command))
-    found = find_build(version, cache)
-    if not found:
-        raise ExternalSecretsError("External Secrets still missing after the build in %s"
-                                   % build_external_secrets.release_dir(cache, version))
-    return found
+    return launch.ensure_built(find_build, "airgap.build_external_secrets", version, cache,
+                               "External Secrets %s, a cold build takes 6-10 minutes" % version,
+                               ExternalSecretsError)
 
 
 def apply_crds(api, crd_paths, timeout=CRD_TIMEOUT):
@@ -254,15 +244,9 @@ class TestExternalSecrets(processes.Service):
                                    % (CONTROLLER, timeout, last, entry["log"]))
 
     def stop(self):
-        state = self.state()
-        if not state:
-            return
-        processes.stop_processes(state["processes"])
-        state["processes"] = [e for e in state["processes"] if processes.is_ours(e)]
-        self._save(state)
-        if state["processes"]:
-            raise ExternalSecretsError("still running: %s" % ", ".join(
-                "%s (pid %d)" % (e["name"], e["pid"]) for e in state["processes"]))
+        left = self.stop_recorded()
+        if left:
+            raise ExternalSecretsError("still running: %s" % ", ".join(left))
 
     def status(self):
         state = self.state()

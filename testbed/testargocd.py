@@ -56,7 +56,6 @@ import os
 import shutil
 import socket
 import struct
-import subprocess
 import sys
 import time
 import urllib.request
@@ -104,17 +103,8 @@ def find_binaries(version, cache):
 
 
 def ensure_binaries(version, cache):
-    found = find_binaries(version, cache)
-    if found:
-        return found
-    log("building Argo CD %s (a cold build takes 12-20 minutes)" % version)
-    command = launch.module_command("airgap.build_argocd", "--version", version, "--cache", cache)
-    if subprocess.call(command) != 0:
-        raise ArgoCDError("building Argo CD failed: %s" % " ".join(command))
-    found = find_binaries(version, cache)
-    if not found:
-        raise ArgoCDError("Argo CD still missing after the build in %s" % release_dir(version, cache))
-    return found
+    return launch.ensure_built(find_binaries, "airgap.build_argocd", version, cache,
+                               "Argo CD %s, a cold build takes 12-20 minutes" % version, ArgoCDError)
 
 
 def tools_path(bin_dir):
@@ -376,15 +366,9 @@ class TestArgoCD(processes.Service):
         raise ArgoCDError("%s not serving after %d s (%s); see %s" % (name, timeout, last, entry["log"]))
 
     def stop(self):
-        state = self.state()
-        if not state:
-            return
-        processes.stop_processes(state["processes"])
-        state["processes"] = [e for e in state["processes"] if processes.is_ours(e)]
-        self._save(state)
-        if state["processes"]:
-            raise ArgoCDError("still running: %s" % ", ".join(
-                "%s (pid %d)" % (e["name"], e["pid"]) for e in state["processes"]))
+        left = self.stop_recorded()
+        if left:
+            raise ArgoCDError("still running: %s" % ", ".join(left))
 
     def status(self):
         state = self.state()

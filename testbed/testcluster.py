@@ -182,8 +182,29 @@ class Api:
             raise ApiError(error.code, error.read().decode(errors="replace"))
         return json.loads(text) if text.startswith("{") else text
 
+    def get_or_none(self, path):
+        """The object at ``path``, or None when there is none."""
+        try:
+            return self.request("GET", path)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
     def node(self, name):
         return self.request("GET", "/api/v1/nodes/" + name)
+
+
+def eventually(check, what, timeout, interval=0.5):
+    """Poll ``check() -> (done, observed)`` until done; fail the test with the last observation."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, observed = check()
+        if done:
+            return observed
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: not within %d s; last observed: %r" % (what, timeout, observed))
+        time.sleep(interval)
 
 
 def kubelet_node(name, labels=None, taints=None, arch="amd64"):
@@ -411,15 +432,9 @@ class TestCluster(Service):
                            % (name, timeout, last, os.path.join(self.dir, "logs")))
 
     def stop(self):
-        state = self.state()
-        if not state:
-            return
-        stop_processes(state["processes"])
-        state["processes"] = [e for e in state["processes"] if is_ours(e)]
-        self._save(state)
-        if state["processes"]:
-            raise ClusterError("still running: %s" % ", ".join(
-                "%s (pid %d)" % (e["name"], e["pid"]) for e in state["processes"]))
+        left = self.stop_recorded()
+        if left:
+            raise ClusterError("still running: %s" % ", ".join(left))
 
     def status(self):
         state = self.state()

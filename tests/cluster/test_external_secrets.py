@@ -8,9 +8,9 @@ cache (built first when missing, 6-10 minutes cold); the tests run in file order
 """
 
 import base64
+import functools
 import ipaddress
 import os
-import time
 
 import pytest
 
@@ -22,25 +22,7 @@ API = "/apis/external-secrets.io/v1/namespaces/%s" % NAMESPACE
 SECRET_PATH = "/api/v1/namespaces/%s/secrets/greeting" % NAMESPACE
 
 
-def eventually(check, what, timeout=POLL_TIMEOUT):
-    """Poll check() -> (done, observed) until done; fail with the last observation."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, observed = check()
-        if done:
-            return observed
-        if time.monotonic() > deadline:
-            pytest.fail("%s: not within %d s; last observed: %r" % (what, timeout, observed))
-        time.sleep(0.5)
-
-
-def get_or_none(api, path):
-    try:
-        return api.request("GET", path)
-    except testcluster.ApiError as error:
-        if error.status == 404:
-            return None
-        raise
+eventually = functools.partial(testcluster.eventually, timeout=POLL_TIMEOUT, interval=0.5)
 
 
 def condition(obj, kind):
@@ -60,7 +42,7 @@ def fake_store(value):
 
 
 def secret_value(api, key="greeting"):
-    secret = get_or_none(api, SECRET_PATH)
+    secret = api.get_or_none(SECRET_PATH)
     if not secret or key not in (secret.get("data") or {}):
         return None
     return base64.b64decode(secret["data"][key]).decode()
@@ -129,7 +111,7 @@ def test_a_changed_value_is_synced_again(eso, cluster):
 
 def ready(api, path):
     """(whether the object's Ready condition is True, that condition)"""
-    obj = get_or_none(api, path)
+    obj = api.get_or_none(path)
     found = condition(obj, "Ready")
     return bool(found and found["status"] == "True"), found
 

@@ -4,10 +4,10 @@ The controller and repo-server come from airgap/build_argocd.py's cache (built f
 when missing, 12-20 minutes cold); the tests run in file order on one Application.
 """
 
+import functools
 import ipaddress
 import os
 import subprocess
-import time
 
 import pytest
 
@@ -40,25 +40,7 @@ def commit_and_push(work, greeting, message):
     return git(work, "rev-parse", "HEAD")
 
 
-def eventually(check, what, timeout=POLL_TIMEOUT):
-    """Poll check() -> (done, observed) until done; fail with the last observation."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, observed = check()
-        if done:
-            return observed
-        if time.monotonic() > deadline:
-            pytest.fail("%s: not within %d s; last observed: %r" % (what, timeout, observed))
-        time.sleep(1)
-
-
-def get_or_none(api, path):
-    try:
-        return api.request("GET", path)
-    except testcluster.ApiError as error:
-        if error.status == 404:
-            return None
-        raise
+eventually = functools.partial(testcluster.eventually, timeout=POLL_TIMEOUT, interval=1)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +79,7 @@ def app(argocd, repo):
 
 
 def app_state(api, name):
-    status = (get_or_none(api, "%s/%s" % (APP_PATH, name)) or {}).get("status", {})
+    status = (api.get_or_none("%s/%s" % (APP_PATH, name)) or {}).get("status", {})
     return {"sync": status.get("sync", {}).get("status"),
             "revision": status.get("sync", {}).get("revision"),
             "health": status.get("health", {}).get("status"),
@@ -107,7 +89,7 @@ def app_state(api, name):
 
 def deployed(api, name, greeting, revision):
     """(done, observed): the ConfigMap carries greeting and the app is Synced and Healthy at revision."""
-    configmap = get_or_none(api, CONFIGMAP_PATH)
+    configmap = api.get_or_none(CONFIGMAP_PATH)
     observed = dict(app_state(api, name),
                     configmap=configmap and configmap.get("data"))
     done = (observed["configmap"] == {"greeting": greeting} and observed["sync"] == "Synced"
@@ -197,7 +179,7 @@ def test_deleted_object_is_healed(argocd, repo, app):
     argocd.api.request("DELETE", CONFIGMAP_PATH)
 
     def healed():
-        configmap = get_or_none(argocd.api, CONFIGMAP_PATH)
+        configmap = argocd.api.get_or_none(CONFIGMAP_PATH)
         uid = configmap and configmap["metadata"]["uid"]
         done, observed = deployed(argocd.api, app, "hello-again", repo["revisions"][-1])
         return done and uid not in (None, before), dict(observed, uid=uid)

@@ -25,6 +25,8 @@ description:
     its result or its diff, at any verbosity; the diff names paths and keys only.
 author:
   - Plinth contributors (@plinth)
+extends_documentation_fragment:
+  - plinth.platform.vault_servers
 options:
   access:
     description: What each namespace may read, as returned by the P(plinth.platform.vault_access#filter) filter.
@@ -65,26 +67,6 @@ options:
     description: Keep the initial root token (in Vault and in the keys file) instead of revoking it.
     type: bool
     default: false
-  addresses:
-    description: Base URLs of the servers; when empty, every server pod is reached through the API server.
-    type: list
-    elements: str
-  ca_path:
-    description: CA bundle that verifies the servers' certificates when O(addresses) are https.
-    type: path
-  pods:
-    description: The server pods, as for P(plinth.platform.vault_unseal#module).
-    type: dict
-  kubeconfig:
-    description: Kubeconfig for the API server (defaults to E(K8S_AUTH_KUBECONFIG)).
-    type: path
-  context:
-    description: Kubeconfig context.
-    type: str
-  timeout:
-    description: Seconds to wait for the server pods to run.
-    type: int
-    default: 600
 attributes:
   action:
     description: Implemented as an action plugin on the controller.

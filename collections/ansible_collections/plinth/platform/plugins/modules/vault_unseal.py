@@ -25,6 +25,8 @@ description:
   - No key or token is ever returned or logged.
 author:
   - Plinth contributors (@plinth)
+extends_documentation_fragment:
+  - plinth.platform.vault_servers
 options:
   keys_file:
     description: Path of the keys file on the controller.
@@ -54,43 +56,6 @@ options:
       - Name of a variable (ansible-vault encrypted) holding the unseal keys, for keys handed to PGP keys.
       - The variable is read by name, so its value never appears among the task's arguments.
     type: str
-  addresses:
-    description: Base URLs of the servers; when empty, every server pod is reached through the API server.
-    type: list
-    elements: str
-  ca_path:
-    description: CA bundle that verifies the servers' certificates when O(addresses) are https.
-    type: path
-  pods:
-    description: The server pods, reached through the API server's pod proxy with O(kubeconfig).
-    type: dict
-    suboptions:
-      namespace:
-        description: Namespace of the pods.
-        type: str
-      labels:
-        description: Labels that select the server pods.
-        type: dict
-      port:
-        description: The API port.
-        type: int
-      scheme:
-        description: http or https.
-        type: str
-        default: http
-      count:
-        description: Pods to wait for.
-        type: int
-  kubeconfig:
-    description: Kubeconfig for the API server (defaults to E(K8S_AUTH_KUBECONFIG)).
-    type: path
-  context:
-    description: Kubeconfig context.
-    type: str
-  timeout:
-    description: Seconds to wait for the server pods to run.
-    type: int
-    default: 600
 attributes:
   action:
     description: Implemented as an action plugin on the controller, where the keys stay.
