@@ -1,4 +1,4 @@
-"""Plinth's benchmarks: `make bench`, or `python -m devtools.bench [render] [nodes] [topology] [lab] [gitops]`.
+"""Plinth's benchmarks: `make bench`, or `python -m devtools.bench [render] [nodes] [topology] [vault] [lab] [gitops]`.
 
 render    times `ansible-playbook playbooks/render.yml` (first render into an empty
           folder, then a no-op re-render) for the production example and for generated
@@ -7,6 +7,8 @@ render    times `ansible-playbook playbooks/render.yml` (first render into an em
 nodes     preflight.yml and nodes.yml on three real test hosts (devtools/bench_nodes.py; root).
 topology  the node_topology role for 3, 30 and 300 nodes against a real API server
           (devtools/bench_topology.py).
+vault     the vault stage against a real 3-node OpenBao cluster with 5, 50 and 200 namespaces:
+          first run, no-op, after a server restart, after a rotation (devtools/bench_vault.py).
 lab       the artifacts (cold as recorded, cached), the lab's six hosts booted, site.yml
           from empty hosts to every node Ready, and a no-op re-run (devtools/bench_lab.py; root).
 gitops    the production example under a real Argo CD: from seeding the root Application
@@ -26,7 +28,7 @@ import yaml
 
 from ansible_collections.plinth.platform.plugins.module_utils import gitops
 from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
-from devtools import bench_gitops, bench_lab, bench_nodes, bench_topology
+from devtools import bench_gitops, bench_lab, bench_nodes, bench_topology, bench_vault
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -143,7 +145,7 @@ def render_bench():
 
 def main(names):
     benches = {"render": render_bench, "nodes": bench_nodes.main, "topology": lambda: bench_topology.main([]),
-               "lab": bench_lab.main, "gitops": bench_gitops.main}
+               "vault": lambda: bench_vault.main([]), "lab": bench_lab.main, "gitops": bench_gitops.main}
     for name in names or list(benches):
         if name not in benches:
             sys.exit("unknown benchmark %r (known: %s)" % (name, ", ".join(benches)))

@@ -151,7 +151,9 @@ def secret_access_objects(spec, namespace, sync_options=None):
     """
     wave = {"argocd.argoproj.io/sync-wave": "-1"}
     store_annotations = dict(wave, **({"argocd.argoproj.io/sync-options": sync_options} if sync_options else {}))
-    return [reader_service_account(spec, namespace, wave), secret_store(spec, namespace, store_annotations)]
+    objects = [reader_service_account(spec, namespace, wave), secret_store(spec, namespace, store_annotations)]
+    ca = vault.ca_config_map(spec, namespace, wave)
+    return objects + ([ca] if ca else [])
 
 
 def network_policies(spec, settings):

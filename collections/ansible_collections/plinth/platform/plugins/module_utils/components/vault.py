@@ -18,8 +18,8 @@ Choices made here:
   operator creates in Vault's namespace; its certificate must cover
   ``vault.<namespace>.svc`` (External Secrets) and 127.0.0.1 (the chart's
   probes and CLI).  A namespaced SecretStore reads its CA from its own
-  namespace only, so each namespace that reads secrets also needs the
-  ConfigMap ``vault-ca`` holding the CA certificate under ``ca.crt``.
+  namespace only, so the tree puts ``tls_ca_certificate`` (public) in a
+  ConfigMap ``vault-ca`` beside each SecretStore.
   Without TLS, Vault traffic stays on the pod network, fenced by
   NetworkPolicies (Cilium's transparent encryption, when on, covers the wire).
 - ``disable_mlock``: the restricted Pod Security level forbids IPC_LOCK, and
@@ -66,6 +66,23 @@ CA_CONFIG_MAP = "vault-ca"
 CA_KEY = "ca.crt"
 
 
+def _pem_certificate(value):
+    text = value.strip()
+    if not (text.startswith("-----BEGIN CERTIFICATE-----") and text.endswith("-----END CERTIFICATE-----")):
+        return "must be one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)"
+    return None
+
+
+def ca_config_map(spec, namespace, annotations):
+    """Vault's CA certificate where ``namespace``'s SecretStore can read it (None without TLS)."""
+    settings = spec["components"]["vault"]
+    if not settings["tls_secret_name"]:
+        return None
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": common.metadata(CA_CONFIG_MAP, namespace, annotations=annotations),
+            "data": {CA_KEY: settings["tls_ca_certificate"].strip() + "\n"}}
+
+
 def _backend_supported(value):
     if value != "consul":
         return "only 'consul' is supported: Vault stores its data in the in-cluster Consul (raft is not offered)"
@@ -81,8 +98,11 @@ OPTIONS = {
     "tls_secret_name": s.Str(None, nullable=True, checks=[s.dns_subdomain],
                              doc="kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) in Vault's namespace; "
                                  "set it to serve the API over TLS. Created by the operator, not by Vault; "
-                                 "each namespace that reads secrets then needs the ConfigMap vault-ca "
-                                 "with the CA certificate under ca.crt."),
+                                 "needs tls_ca_certificate."),
+    "tls_ca_certificate": s.Str(None, nullable=True, checks=[_pem_certificate],
+                                doc="PEM certificate of the CA that signed Vault's (public, not a secret): "
+                                    "the tree puts it in the ConfigMap vault-ca (key ca.crt) of each namespace "
+                                    "that reads secrets, where its SecretStore verifies Vault."),
     "consul_token_secret_name": s.Str("vault-consul-token", checks=[s.dns_subdomain],
                                       doc="Secret in Vault's namespace whose key 'token' is Vault's Consul "
                                           "ACL token; read only when consul.acls is true."),
@@ -336,6 +356,11 @@ def check(spec, settings, errors, path):
     if settings["backend"] == "consul" and not common.enabled(spec, "consul"):
         errors.add(path + ".backend", "consul",
                    "needs plinth_components.consul.enabled: true (Vault stores its data in the in-cluster Consul)")
+    if settings["tls_secret_name"] and not settings["tls_ca_certificate"]:
+        errors.add(path + ".tls_ca_certificate", None, "required with tls_secret_name: each SecretStore "
+                   "verifies Vault's certificate with it")
+    if settings["tls_ca_certificate"] and not settings["tls_secret_name"]:
+        errors.add(path + ".tls_ca_certificate", "(a certificate)", "only applies with tls_secret_name")
     _check_init(settings["init"], errors, path + ".init")
     _check_seal(settings["seal"], errors, path + ".seal")
 

@@ -8,6 +8,7 @@ from __future__ import absolute_import, annotations, division, print_function
 import pytest
 import yaml
 
+from ansible_collections.plinth.platform.plugins.module_utils import gitops
 from ansible_collections.plinth.platform.plugins.module_utils.components import common, external_secrets
 from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
     DEDICATED, build, check_errors, manifests_of, network_policy, spec_errors, taint_workers, values_of)
@@ -157,12 +158,40 @@ def test_vault_role_is_gone(production):
     assert [e for e in errors if e.startswith("plinth_components.external_secrets.vault_role")]
 
 
+CA = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----"
+
+
 def test_store_follows_vault_namespace_and_tls(production):
-    spec = build(production, vault={"namespace": "secrets", "tls_secret_name": "vault-server-tls"})
+    spec = build(production, vault={"namespace": "secrets", "tls_secret_name": "vault-server-tls",
+                                    "tls_ca_certificate": CA})
     provider = _store(spec, "store")["spec"]["provider"]["vault"]
     assert provider["server"] == "https://vault.secrets.svc:8200"
     # ESO refuses caProvider.namespace on a SecretStore: the CA sits in the store's own namespace.
     assert provider["caProvider"] == {"type": "ConfigMap", "name": "vault-ca", "key": "ca.crt"}
+
+
+def test_with_tls_every_reading_namespace_gets_the_ca_beside_its_store(production):
+    spec = build(production, vault={"tls_secret_name": "vault-server-tls", "tls_ca_certificate": CA})
+    docs = gitops.raw_manifests(spec)
+    config_maps = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "vault-ca"]
+    stores = [d for d in docs if d["kind"] == "SecretStore"]
+    assert sorted(c["metadata"]["namespace"] for c in config_maps) == \
+        sorted(store["metadata"]["namespace"] for store in stores)
+    # Without TLS (the golden trees) there is none.
+    assert config_maps and all(c["data"] == {"ca.crt": CA + "\n"} for c in config_maps)
+
+
+@pytest.mark.parametrize("vault_options, message", [
+    ({"tls_secret_name": "vault-server-tls"}, "plinth_components.vault.tls_ca_certificate: got None; required "
+                                              "with tls_secret_name"),
+    ({"tls_secret_name": "vault-server-tls", "tls_ca_certificate": "not a certificate"},
+     "plinth_components.vault.tls_ca_certificate: got 'not a certificate'; must be one PEM certificate"),
+    ({"tls_ca_certificate": CA}, "plinth_components.vault.tls_ca_certificate: got '(a certificate)'; only applies "
+                                 "with tls_secret_name"),
+])
+def test_tls_needs_its_ca_certificate(production, vault_options, message):
+    errors = spec_errors(production, vault=vault_options)
+    assert any(e.startswith(message) for e in errors), errors
 
 
 def test_vault_must_be_enabled(production):

@@ -116,7 +116,8 @@ def test_no_metrics_without_monitoring(production):
 
 
 def test_tls_from_an_operator_made_secret(production):
-    spec = build(production, vault={"tls_secret_name": "vault-server-tls"})
+    spec = build(production, vault={"tls_secret_name": "vault-server-tls", "tls_ca_certificate":
+                                    "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----"})
     values = values_of(spec, "vault")
     assert values["global"]["tlsDisable"] is False
     config = values["server"]["ha"]["config"]
