@@ -39,6 +39,9 @@ def servers(args):
     kubeconfig = args.get("kubeconfig") or os.environ.get("K8S_AUTH_KUBECONFIG")
     if kube_api.KUBERNETES_IMPORT_ERROR:
         raise AnsibleActionFail("the Python package kubernetes is needed to reach Vault through the API server")
+    if not kubeconfig or not os.path.exists(kubeconfig):
+        raise AnsibleActionFail("kubeconfig: got %r; no such file (the control-plane stage writes it; or set "
+                                "K8S_AUTH_KUBECONFIG, or give addresses)" % (kubeconfig,))
     api = kube_api.Api(kubeconfig, args.get("context"))
     selector = ",".join("%s=%s" % item for item in sorted(pods["labels"].items()))
     expected = pods.get("count")
