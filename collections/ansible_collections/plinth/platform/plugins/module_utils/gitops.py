@@ -147,13 +147,26 @@ def _with_secret_stores(spec, raws):
             namespace = doc["metadata"].get("namespace")
             if doc["kind"] == "ExternalSecret" and namespace not in served:
                 served.add(namespace)
-                added += external_secrets.secret_access_objects(spec, namespace, _sync_options(doc))
+                # A wave before the earliest of the namespace's ExternalSecrets in this Application:
+                # Argo CD waits for each wave to be healthy, and an ExternalSecret is not without its store.
+                wave = min(_wave(d) for d in raw if d["kind"] == "ExternalSecret"
+                           and d["metadata"].get("namespace") == namespace) - 1
+                added += external_secrets.secret_access_objects(spec, namespace, _annotation(doc, SYNC_OPTIONS),
+                                                                wave)
         result.append(raw + added)
     return result
 
 
-def _sync_options(doc):
-    return (doc["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-options")
+SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
+SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+
+
+def _annotation(doc, name):
+    return (doc["metadata"].get("annotations") or {}).get(name)
+
+
+def _wave(doc):
+    return int(_annotation(doc, SYNC_WAVE) or 0)
 
 
 def _deployed_releases(spec):

@@ -143,13 +143,13 @@ def secret_store(spec, namespace, annotations=None):
     }
 
 
-def secret_access_objects(spec, namespace, sync_options=None):
+def secret_access_objects(spec, namespace, sync_options=None, wave=-1):
     """The reader ServiceAccount and the SecretStore that ``namespace``'s ExternalSecrets need.
 
-    Both sync a wave before the ExternalSecrets of their Application; ``sync_options`` are the
-    ExternalSecrets' own (SkipDryRunOnMissingResource where the ESO CRDs come in a later wave).
+    They sync in ``wave``, before the ExternalSecrets of their Application; ``sync_options`` are
+    the ExternalSecrets' own (SkipDryRunOnMissingResource where the ESO CRDs come in a later wave).
     """
-    wave = {"argocd.argoproj.io/sync-wave": "-1"}
+    wave = {"argocd.argoproj.io/sync-wave": str(wave)}
     store_annotations = dict(wave, **({"argocd.argoproj.io/sync-options": sync_options} if sync_options else {}))
     objects = [reader_service_account(spec, namespace, wave), secret_store(spec, namespace, store_annotations)]
     ca = vault.ca_config_map(spec, namespace, wave)

@@ -54,6 +54,24 @@ def test_every_external_secret_reads_through_the_store_of_its_own_namespace(exam
     assert not [path for path, doc in objects if doc["kind"] == "ClusterSecretStore"]
 
 
+def _wave(doc):
+    return int((doc["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-wave", "0"))
+
+
+def test_a_store_syncs_in_a_wave_before_every_external_secret_it_serves(example_env):
+    # Argo CD waits for each wave to be healthy, and an ExternalSecret is not without its store:
+    # Kong's database ExternalSecret (wave -2) once waited forever for a store in wave -1.
+    objects = _objects(build_spec(*load_inventory(example_env)))
+    for store_path, store in _of_kind(objects, "SecretStore"):
+        same_app = [doc for path, doc in _of_kind(objects, "ExternalSecret") if _owner(path) == _owner(store_path)
+                    and doc["metadata"]["namespace"] == store["metadata"]["namespace"]]
+        reader = [doc for path, doc in _of_kind(objects, "ServiceAccount") if _owner(path) == _owner(store_path)
+                  and doc["metadata"]["namespace"] == store["metadata"]["namespace"]
+                  and doc["metadata"]["name"] == "vault-secrets-reader"]
+        assert same_app and all(_wave(store) < _wave(doc) for doc in same_app), store_path
+        assert reader and _wave(reader[0]) <= _wave(store), store_path
+
+
 def test_each_reading_namespace_has_one_store_and_one_reader(example_env):
     spec = build_spec(*load_inventory(example_env))
     objects = _objects(spec)
