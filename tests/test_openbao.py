@@ -14,7 +14,8 @@ import types
 import pytest
 
 from airgap.processes import is_ours
-from testbed.openbao import ApiError, OpenBaoCluster, decode_root_token
+from ansible_collections.plinth.platform.plugins.module_utils.vault_api import decode_root_token
+from testbed.openbao import ApiError, OpenBaoCluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARES, THRESHOLD = 3, 2

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from testbed import openbao
+from testbed import openbao, testcluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NETNS = "plinth-vault-proxy"
@@ -26,6 +26,7 @@ POD_ADDRESS = "10.254.254.2"
 PORT = 8200
 LABELS = {"app.kubernetes.io/name": "vault", "app.kubernetes.io/instance": "vault", "component": "server"}
 PROXY = "/api/v1/namespaces/vault/pods/http:vault-0:%d/proxy" % PORT
+SERVICE_ACCOUNT = "/api/v1/namespaces/vault/serviceaccounts/default"
 
 
 def ip(*args):
@@ -60,25 +61,12 @@ def vault_server(pod_network, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     config = tmp_path / "bao.hcl"
-    config.write_text(textwrap.dedent("""\
-        storage "raft" {
-          path = "%s"
-          node_id = "vault-0"
-        }
-        listener "tcp" {
-          address = "%s:%d"
-          cluster_address = "%s:%d"
-          tls_disable = true
-          disable_unauthed_generate_root_endpoints = false
-        }
-        api_addr = "http://%s:%d"
-        cluster_addr = "https://%s:%d"
-        ui = false
-        """ % (data, POD_ADDRESS, PORT, POD_ADDRESS, PORT + 1, POD_ADDRESS, PORT, POD_ADDRESS, PORT + 1)))
+    # A pod's server: the address is the pod's, on the chart's ports; no peers to join.
+    config.write_text(openbao.server_config(str(data), "vault-0", POD_ADDRESS, PORT, PORT + 1,
+                                            unauthed_generate_root=True))
     log = open(tmp_path / "bao.log", "wb")
-    env = dict((k, v) for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_")))
     process = subprocess.Popen(["ip", "netns", "exec", NETNS, openbao.find_bao(), "server", "-config", str(config)],
-                               stdout=log, stderr=subprocess.STDOUT, env=env)
+                               stdout=log, stderr=subprocess.STDOUT, env=openbao.server_environment())
     try:
         yield process
     finally:
@@ -99,15 +87,9 @@ def create_pod(api):
     except Exception as error:  # already there from an earlier test of the session
         if getattr(error, "status", None) != 409:
             raise
-    deadline = time.monotonic() + 30
-    while True:  # the controller manager makes the namespace's default ServiceAccount, which admission wants
-        try:
-            api.request("GET", "/api/v1/namespaces/vault/serviceaccounts/default")
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    # The controller manager makes the namespace's default ServiceAccount, which admission wants.
+    testcluster.eventually(lambda: (api.get_or_none(SERVICE_ACCOUNT) is not None, None),
+                           "the default ServiceAccount of namespace vault", timeout=30)
     api.request("POST", "/api/v1/namespaces/vault/pods", {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vault-0", "labels": LABELS},
         "spec": {"automountServiceAccountToken": False,
@@ -165,18 +147,20 @@ def seal_status(cluster):
     return cluster.api.request("GET", PROXY + "/v1/sys/seal-status")
 
 
+def answering(cluster):
+    """A probe for testcluster.eventually: the seal status once the server answers through the proxy."""
+    def probe():
+        try:
+            return True, seal_status(cluster)
+        except (testcluster.ApiError, OSError) as error:
+            return False, str(error)
+    return probe
+
+
 def test_the_stage_opens_and_configures_vault_through_the_pod_proxy(cluster, vault_server, tmp_path):
     create_pod(cluster.api)
     try:
-        deadline = time.monotonic() + 30
-        while True:  # the server answers through the proxy once it listens
-            try:
-                before = seal_status(cluster)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        before = testcluster.eventually(answering(cluster), "the server answering through the pod proxy", timeout=30)
         assert before["initialized"] is False and before["sealed"] is True
 
         first = run_stage(cluster, tmp_path)
