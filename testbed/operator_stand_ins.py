@@ -15,7 +15,11 @@ The loop reads, every two seconds, through the test cluster's admin credentials
   Ready=False with the reason ESO would give (a store that the platform put in the wrong
   namespace, or named wrong, stays unhealthy);
 * Cluster (postgresql.cnpg.io/v1): phase "Cluster in healthy state", as CloudNativePG
-  reports once its instances run.
+  reports once its instances run;
+* PersistentVolumeClaim of a StorageClass no provisioner here serves (Rook's CSI driver):
+  a PersistentVolume made for it, as the provisioner would make one, which
+  kube-controller-manager's binder then binds (a Pending claim keeps its Application
+  Progressing).
 
 It only writes status subresources and only when they differ. Nothing here decides
 whether the manifests are right beyond the store reference: the APIs are served by the
@@ -70,6 +74,37 @@ def wanted_statuses(api):
     return found
 
 
+def provision_claims(api):
+    """A PersistentVolume for every pending claim without one; the number made."""
+    made = 0
+    for claim in items(api, "/api/v1/persistentvolumeclaims"):
+        meta, spec = claim["metadata"], claim.get("spec") or {}
+        if (claim.get("status") or {}).get("phase") != "Pending" or spec.get("volumeName"):
+            continue
+        name = "stand-in-" + meta["uid"]
+        volume = {
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "operator-stand-ins"}},
+            "spec": {
+                "capacity": {"storage": spec["resources"]["requests"]["storage"]},
+                "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+                "storageClassName": spec.get("storageClassName") or "",
+                "volumeMode": spec.get("volumeMode") or "Filesystem",
+                "persistentVolumeReclaimPolicy": "Delete",
+                "claimRef": {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]},
+                # Nothing mounts it: kwok runs the pods.
+                "hostPath": {"path": "/var/empty/" + name},
+            },
+        }
+        try:
+            api.request("POST", "/api/v1/persistentvolumes", volume)
+            made += 1
+        except testcluster.ApiError as error:
+            if error.status != 409:  # made on an earlier pass, not bound yet
+                raise
+    return made
+
+
 def items(api, path):
     try:
         return api.request("GET", path)["items"]
@@ -99,9 +134,9 @@ def run(cluster_dir):
     api = testcluster.TestCluster(cluster_dir).api
     while True:
         try:
-            written = reconcile(api)
+            written = reconcile(api) + provision_claims(api)
             if written:
-                print("wrote %d status%s" % (written, "" if written == 1 else "es"), flush=True)
+                print("wrote %d object%s" % (written, "" if written == 1 else "s"), flush=True)
         except Exception as error:  # keep going: the API server may be restarting
             print("error: %s" % error, flush=True)
         time.sleep(INTERVAL)
