@@ -50,7 +50,7 @@ import subprocess
 import tempfile
 import time
 
-from airgap import cache, gomodules
+from airgap import gomodules
 
 ARGOCD_MODULE = "github.com/argoproj/argo-cd/v3"
 ARGOCD_PACKAGE = ARGOCD_MODULE + "/cmd"
@@ -339,10 +339,7 @@ def parse_args(argv):
                              "(v3.4, v3.5): a directory holding the module, or a git repository "
                              "of argo-cd with the release tag (default: "
                              "$PLINTH_ARGOCD_GITOPS_ENGINE_SOURCE)")
-    parser.add_argument("--cache", default=cache.root(),
-                        help="cache root (default: $PLINTH_CACHE or ~/.cache/plinth)")
-    parser.add_argument("--arch", default="amd64", help="GOARCH to build for (default amd64)")
-    parser.add_argument("--force", action="store_true", help="rebuild a binary already in the cache")
+    gomodules.add_build_options(parser)
     return parser.parse_args(argv)
 
 

@@ -41,7 +41,7 @@ import resource
 import shutil
 import time
 
-from airgap import build_argocd, cache, gomodules
+from airgap import build_argocd, gomodules
 
 ESO_MODULE = "github.com/external-secrets/external-secrets"
 ESO_PACKAGE = ESO_MODULE
@@ -182,10 +182,7 @@ def parse_args(argv):
     parser.add_argument("--version", default=DEFAULT_VERSION,
                         help="ESO release, default %s (the newest the Go module proxy can build; "
                              "the pinned chart 2.9.0 deploys v2.9.0)" % DEFAULT_VERSION)
-    parser.add_argument("--cache", default=cache.root(),
-                        help="cache root (default: $PLINTH_CACHE or ~/.cache/plinth)")
-    parser.add_argument("--arch", default="amd64", help="GOARCH to build for (default amd64)")
-    parser.add_argument("--force", action="store_true", help="rebuild a binary already in the cache")
+    gomodules.add_build_options(parser)
     return parser.parse_args(argv)
 
 

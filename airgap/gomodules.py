@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 
+from airgap import cache
+
 VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 WORK_MODULE = "plinth.build/kubernetes"
 
@@ -273,6 +275,14 @@ def stop_on_sigterm(tool):
     def stop(signum, _frame):
         sys.exit("%s: stopped by signal %d" % (tool, signum))
     signal.signal(signal.SIGTERM, stop)
+
+
+def add_build_options(parser):
+    """The options every single-release builder takes: the cache, the architecture, --force."""
+    parser.add_argument("--cache", default=cache.root(),
+                        help="cache root (default: $PLINTH_CACHE or ~/.cache/plinth)")
+    parser.add_argument("--arch", default="amd64", help="GOARCH to build for (default amd64)")
+    parser.add_argument("--force", action="store_true", help="rebuild a binary already in the cache")
 
 
 def run_tool(tool, parse_args, build, argv=None, errors=()):

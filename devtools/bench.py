@@ -79,6 +79,9 @@ def many_apps(count):
         app["secrets"] = dict(("%s-%s" % (app["name"], k), v) for k, v in app.get("secrets", {}).items())
         apps.append(app)
     variables["plinth_apps"] = apps
+    # Hundreds of apps outgrow the example's three workers: the pools' capacity is left unstated.
+    for pool in variables["plinth_node_pools"].values():
+        pool.pop("capacity", None)
     return variables, groups, hostvars
 
 
@@ -88,7 +91,8 @@ def write_inventory(folder, variables, groups, hostvars):
                     for g, hosts in groups.items() if g not in ("all", "ungrouped", "k8s_cluster"))
     os.makedirs(os.path.join(folder, "group_vars", "all"))
     with open(os.path.join(folder, "hosts.yml"), "w") as handle:
-        yaml.safe_dump({"all": {"children": children}}, handle)
+        # The groups keep their parent, the cluster group the playbooks target.
+        yaml.safe_dump({"all": {"children": {"k8s_cluster": {"children": children}}}}, handle)
     with open(os.path.join(folder, "group_vars", "all", "plinth.yml"), "w") as handle:
         yaml.safe_dump(variables, handle)
 
