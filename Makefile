@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 # The tools are packages at the root (python -m airgap.X, testbed.X, devtools.X); some read the collection.
 export PYTHONPATH := $(abspath .):$(abspath collections)
 
-.PHONY: demo render test test-nodes test-cluster test-secrets test-gitops test-lab lab lab-destroy unit lint sanity molecule bench acceptance clean
+.PHONY: demo render test test-nodes test-cluster test-secrets test-gitops test-lab lab lab-destroy unit rules lint sanity molecule bench acceptance clean
 
 demo: $(STAMP)
 	$(BIN)/ansible-playbook -i inventories/$(ENV) playbooks/render.yml
@@ -61,6 +61,10 @@ test-lab: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m devtools.test unit
+
+# Plinth's alert rules through a real promtool (built from the Prometheus Go module once, cached).
+rules: $(STAMP)
+	$(BIN)/python -m devtools.test rules
 
 lint: $(STAMP)
 	$(BIN)/python -m devtools.test lint

@@ -66,11 +66,15 @@ def stages(*runs):
 
 STAGES = {
     # The collection's own unit tests run once, through ansible-test in "units".
-    "unit": pytest_stage([os.path.join(ROOT, "tests"), "--ignore", os.path.join(ROOT, "tests", "cluster")]),
+    "unit": pytest_stage([os.path.join(ROOT, "tests"), "--ignore", os.path.join(ROOT, "tests", "cluster"),
+                          "--ignore", os.path.join(ROOT, "tests", "test_alert_rules.py")]),
     "sanity": command_stage("bash", os.path.join(ROOT, "devtools", "ansible_test.sh"), "sanity"),
     "units": command_stage("bash", os.path.join(ROOT, "devtools", "ansible_test.sh"), "units"),
     "lint": command_stage("bash", os.path.join(ROOT, "devtools", "lint.sh")),
     "molecule": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "render"),
+    # Plinth's alert rules through a real promtool: `check rules`, then `test rules` on tests/alert_rules/.
+    # After the early stages, so that on an empty cache promtool compiles while they run.
+    "rules": pytest_stage([os.path.join(ROOT, "tests", "test_alert_rules.py")]),
     # Real Debian hosts (systemd-nspawn, root): preflight, nodes.yml and the control plane's files.
     "nodes": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "nodes"),
     # A real kube-apiserver on 127.0.0.1: the cluster-facing modules, then the molecule
@@ -86,7 +90,7 @@ STAGES = {
     # The lab end to end (systemd-nspawn, root): site.yml, reset.yml, a crash during a join.
     "lab": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "lab"),
 }
-DEFAULT = ("unit", "sanity", "units", "lint", "molecule", "nodes", "cluster", "secrets", "gitops", "lab")
+DEFAULT = ("unit", "sanity", "units", "lint", "molecule", "rules", "nodes", "cluster", "secrets", "gitops", "lab")
 
 
 # Builds that only later stages need, started with the first stage so that on an empty cache
@@ -94,6 +98,8 @@ DEFAULT = ("unit", "sanity", "units", "lint", "molecule", "nodes", "cluster", "s
 PREBUILDS = {
     # External Secrets from its Go module (about 7 minutes cold): tests/cluster and the secrets scenario.
     "external-secrets": ([sys.executable, "-m", "airgap.build_external_secrets"], ("cluster", "secrets")),
+    # promtool from the Prometheus Go module (about 6 minutes cold): the rules stage.
+    "promtool": ([sys.executable, "-m", "airgap.build_promtool"], ("rules",)),
 }
 
 

@@ -9,11 +9,12 @@ once it has done its work, so Argo CD's health checks see what they would see in
 The loop reads, every two seconds, through the test cluster's admin credentials
 (testbed/testcluster.py's CLUSTER_DIR):
 
-* SecretStore (external-secrets.io/v1): Ready, as External Secrets Operator reports
-  a store it can use;
-* ExternalSecret: Ready when the SecretStore it names exists in its own namespace, else
+* SecretStore and ClusterSecretStore (external-secrets.io/v1): Ready, as External Secrets
+  Operator reports a store it can use;
+* ExternalSecret: Ready when the SecretStore it names exists in its own namespace, or the
+  ClusterSecretStore it names exists and its conditions admit that namespace, else
   Ready=False with the reason ESO would give (a store that the platform put in the wrong
-  namespace, or named wrong, stays unhealthy);
+  namespace, named wrong or closed to the namespace stays unhealthy);
 * Cluster (postgresql.cnpg.io/v1): phase "Cluster in healthy state", as CloudNativePG
   reports once its instances run;
 * PersistentVolumeClaim of a StorageClass no provisioner here serves (Rook's CSI driver):
@@ -54,12 +55,17 @@ def wanted_statuses(api):
         meta = store["metadata"]
         found.append((ESO + "/namespaces/%s/secretstores/%s/status" % (meta["namespace"], meta["name"]),
                       ready("True", "Valid", "store validated"), store))
+    cluster_stores = items(api, ESO + "/clustersecretstores")
+    for store in cluster_stores:
+        found.append((ESO + "/clustersecretstores/%s/status" % store["metadata"]["name"],
+                      ready("True", "Valid", "store validated"), store))
     # A SecretStore serves the ExternalSecrets of its own namespace only.
     store_keys = set((s["metadata"]["namespace"], s["metadata"]["name"]) for s in stores)
+    admitted = dict((s["metadata"]["name"], admitted_namespaces(s)) for s in cluster_stores)
     for secret in items(api, ESO + "/externalsecrets"):
         ref = (secret.get("spec") or {}).get("secretStoreRef") or {}
         meta = secret["metadata"]
-        if ref.get("kind") == "SecretStore" and (meta["namespace"], ref.get("name")) in store_keys:
+        if serves(ref, meta["namespace"], store_keys, admitted):
             status = ready("True", "SecretSynced", "secret synced")
         else:
             status = ready("False", "SecretSyncedError", "could not get %s %r" % (ref.get("kind"), ref.get("name")))
@@ -103,6 +109,24 @@ def provision_claims(api):
             if error.status != 409:  # made on an earlier pass, not bound yet
                 raise
     return made
+
+
+def admitted_namespaces(cluster_store):
+    """The namespaces a ClusterSecretStore serves: those its conditions list, or None for every one."""
+    conditions = (cluster_store.get("spec") or {}).get("conditions") or []
+    if not conditions:
+        return None
+    return set(ns for condition in conditions for ns in condition.get("namespaces") or [])
+
+
+def serves(ref, namespace, store_keys, admitted):
+    """Whether the store ``ref`` names exists and serves an ExternalSecret of ``namespace``."""
+    if ref.get("kind", "SecretStore") == "SecretStore":
+        return (namespace, ref.get("name")) in store_keys
+    if ref.get("kind") == "ClusterSecretStore" and ref.get("name") in admitted:
+        namespaces = admitted[ref["name"]]
+        return namespaces is None or namespace in namespaces
+    return False
 
 
 def items(api, path):

@@ -200,7 +200,8 @@ def test_crds_follow_the_upstream_switch_and_annotations(pulled, helm, releases)
     docs = render(helm, pulled["external-secrets"], sets=["installCRDs=false"])
     assert not [d for d in docs if d["kind"] == "CustomResourceDefinition"]
     assert kind_crds(render(helm, pulled["external-secrets"])) == [
-        "external-secrets.io/ExternalSecret", "external-secrets.io/SecretStore"]
+        "external-secrets.io/ClusterSecretStore", "external-secrets.io/ExternalSecret",
+        "external-secrets.io/SecretStore"]
     docs = render(helm, pulled["kube-prometheus-stack"], sets=["crds.enabled=true"])
     assert only(docs, "CustomResourceDefinition")["spec"]["group"] == "kube-prometheus-stack.stand-in.plinth.io"
     crds = releases["prometheus-operator-crds"]

@@ -40,3 +40,18 @@ def test_a_pending_claim_is_provisioned_once_and_bound(cluster):
     assert volume["spec"]["capacity"]["storage"] == "5Gi"
     # Bound claims are left alone: a second pass makes nothing.
     assert operator_stand_ins.provision_claims(api) == 0
+
+
+def test_an_external_secret_is_served_only_by_a_store_open_to_its_namespace():
+    stores = {("payments", "vault")}
+    admitted = {"aws-payments": {"payments"}, "everyone": None}
+    assert operator_stand_ins.serves({"kind": "SecretStore", "name": "vault"}, "payments", stores, admitted)
+    assert not operator_stand_ins.serves({"kind": "SecretStore", "name": "vault"}, "store", stores, admitted)
+    assert operator_stand_ins.serves({"kind": "ClusterSecretStore", "name": "aws-payments"}, "payments", stores,
+                                     admitted)
+    assert not operator_stand_ins.serves({"kind": "ClusterSecretStore", "name": "aws-payments"}, "store", stores,
+                                         admitted)
+    assert operator_stand_ins.serves({"kind": "ClusterSecretStore", "name": "everyone"}, "store", stores, admitted)
+    assert not operator_stand_ins.serves({"kind": "ClusterSecretStore", "name": "missing"}, "store", stores, admitted)
+    assert operator_stand_ins.admitted_namespaces({"spec": {"conditions": [{"namespaces": ["a"]}]}}) == {"a"}
+    assert operator_stand_ins.admitted_namespaces({"spec": {}}) is None

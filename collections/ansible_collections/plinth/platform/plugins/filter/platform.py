@@ -64,7 +64,7 @@ def helm_values(spec, release):
             if candidate.name == release:
                 if candidate.values is None:
                     raise AnsibleFilterError("release %r has no Helm values (raw manifests only)" % release)
-                return candidate.values(spec, spec["components"][component.key])
+                return gitops.release_values(spec, candidate, spec["components"][component.key])
     known = sorted(r.name for c in registry() for r in c.releases if r.values is not None)
     raise AnsibleFilterError("unknown release %r (known: %s)" % (release, ", ".join(known)))
 

@@ -23,6 +23,8 @@ else:
 from ansible_collections.plinth.platform.plugins.module_utils.components import apps as app_values
 from ansible_collections.plinth.platform.plugins.module_utils.components import common, registry
 from ansible_collections.plinth.platform.plugins.module_utils.components import external_secrets
+from ansible_collections.plinth.platform.plugins.module_utils.components import sizing
+from ansible_collections.plinth.platform.plugins.module_utils.components import reloader
 
 __metaclass__ = type
 
@@ -90,6 +92,12 @@ def releases(spec):
     return found
 
 
+def release_values(spec, release, settings):
+    """The Helm values of ``release`` as its Application and the bootstrap install receive them:
+    the component's own, with every workload's resources from the sizing table where it set none."""
+    return sizing.sized(spec, release, settings, release.values(spec, settings) if release.values else {})
+
+
 def documents(spec):
     """Every file of the tree: path -> list of documents (values files hold one)."""
     env = spec["environment"]
@@ -98,7 +106,7 @@ def documents(spec):
     for component, release, settings, raw in deployed:
         folder = "infra/%s" % release.name
         if release.chart is not None:
-            tree["%s/values-%s.yaml" % (folder, env)] = [release.values(spec, settings) if release.values else {}]
+            tree["%s/values-%s.yaml" % (folder, env)] = [release_values(spec, release, settings)]
         _add_raw(tree, "%s/%s" % (folder, env), raw)
     for app, raw in apps:
         folder = "apps/%s" % app["name"]
@@ -138,23 +146,35 @@ def _manifests(spec):
 
 def _with_secret_stores(spec, raws):
     """``raws`` (each Application's raw manifests, in tree order), each namespace's secret access
-    objects appended to the first list that holds an ExternalSecret of that namespace."""
+    objects appended to the first list that holds an ExternalSecret of that namespace reading Vault
+    (one that reads a ClusterSecretStore of another backend needs neither)."""
     served = set()
     result = []
     for raw in raws:
         added = []
         for doc in raw:
             namespace = doc["metadata"].get("namespace")
-            if doc["kind"] == "ExternalSecret" and namespace not in served:
+            if _reads_vault(doc) and namespace not in served:
                 served.add(namespace)
                 # A wave before the earliest of the namespace's ExternalSecrets in this Application:
                 # Argo CD waits for each wave to be healthy, and an ExternalSecret is not without its store.
-                wave = min(_wave(d) for d in raw if d["kind"] == "ExternalSecret"
-                           and d["metadata"].get("namespace") == namespace) - 1
+                wave = min(_wave(d) for d in raw if _reads_vault(d) and d["metadata"].get("namespace") == namespace) - 1
                 added += external_secrets.secret_access_objects(spec, namespace, _annotation(doc, SYNC_OPTIONS),
                                                                 wave)
         result.append(raw + added)
     return result
+
+
+def _reloads(doc):
+    """Whether ``doc`` is an ExternalSecret whose Secret makes Reloader restart the workloads that read it."""
+    if doc["kind"] != "ExternalSecret":
+        return False
+    labels = (((doc["spec"]["target"].get("template") or {}).get("metadata") or {}).get("labels") or {})
+    return labels.get(common.RELOAD_LABEL[0]) == common.RELOAD_LABEL[1]
+
+
+def _reads_vault(doc):
+    return doc["kind"] == "ExternalSecret" and external_secrets.reads_vault(doc)
 
 
 SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
@@ -201,20 +221,21 @@ def _argocd_documents(spec):
         folder = "infra/%s" % release.name
         values_file = "%s/values-%s.yaml" % (folder, env) if release.chart is not None else None
         chart = settings.get(release.chart_option) if release.chart is not None else None
-        tree["clusters/%s/apps/%s-%s.yaml" % (env, PROJECT_LAYER[component.project], release.name)] = [
-            application(spec, release.name, component.project, release.namespace or settings["namespace"],
-                        release.wave, chart, values_file, "%s/%s" % (folder, env) if raw else None,
-                        pod_security=component.pod_security,
-                        server_side_apply=release.server_side_apply,
-                        ignore_differences=release.ignore_differences)
-        ]
+        child = application(spec, release.name, component.project, release.namespace or settings["namespace"],
+                            release.wave, chart, values_file, "%s/%s" % (folder, env) if raw else None,
+                            pod_security=component.pod_security,
+                            server_side_apply=release.server_side_apply,
+                            ignore_differences=release.ignore_differences)
+        if any(_reloads(doc) for doc in raw):
+            child = reloader.tolerate_restarts(spec, child)
+        tree["clusters/%s/apps/%s-%s.yaml" % (env, PROJECT_LAYER[component.project], release.name)] = [child]
     for app, raw in apps:
         folder = "apps/%s" % app["name"]
         destinations["business"].add(app["namespace"])
-        tree["clusters/%s/apps/apps-%s.yaml" % (env, app["name"])] = [
-            application(spec, app["name"], "business", app["namespace"], APPS_WAVE, app["chart"],
-                        "%s/values-%s.yaml" % (folder, env), "%s/%s" % (folder, env) if raw else None)
-        ]
+        child = application(spec, app["name"], "business", app["namespace"], APPS_WAVE, app["chart"],
+                            "%s/values-%s.yaml" % (folder, env), "%s/%s" % (folder, env) if raw else None)
+        # Reloader restarts the app's workloads when a Secret they read changes; self-heal must not undo it.
+        tree["clusters/%s/apps/apps-%s.yaml" % (env, app["name"])] = [reloader.tolerate_restarts(spec, child)]
 
     # Beside root.yaml, not under apps/: the gitops role applies the AppProjects, so a push to
     # the repository cannot widen what a project admits, and a removed app's namespace stays
@@ -289,7 +310,7 @@ def helm_release(spec, name, chart_root=None):
         found = {"name": name, "namespace": release.namespace or settings["namespace"],
                  "chart_ref": chart["name"], "chart_repo_url": chart["repo"],
                  "chart_version": chart["version"],
-                 "values": release.values(spec, settings) if release.values else {}}
+                 "values": release_values(spec, release, settings)}
         repo = chart["repo"]
         if repo.startswith("oci://"):
             found.update(chart_ref="%s/%s" % (repo.rstrip("/"), chart["name"]), chart_repo_url=None)
@@ -452,9 +473,22 @@ def dump(docs):
 
 
 def render(spec):
-    """Path -> file content for the whole tree."""
+    """Path -> file content for the whole tree: the YAML documents and the text files."""
     header = HEADER % spec["environment"]
-    return dict((path, header + "---\n" + dump(docs)) for path, docs in sorted(documents(spec).items()))
+    files = dict((path, header + "---\n" + dump(docs)) for path, docs in sorted(documents(spec).items()))
+    files.update(texts(spec))
+    return files
+
+
+def texts(spec):
+    """The files of the tree that are not YAML, path -> content: the environment's README with its diagrams.
+
+    Beside root.yaml, not under apps/: the root Application syncs that folder, and a README is no
+    Kubernetes document.
+    """
+    # Imported here: the diagram reads the sync waves and the ExternalSecrets from this module.
+    from ansible_collections.plinth.platform.plugins.module_utils import diagram
+    return {"clusters/%s/README.md" % spec["environment"]: diagram.environment_readme(spec)}
 
 
 def sync_waves(spec):

@@ -8,6 +8,7 @@ manifests, no Helm values built), so the Vault roles and policies made from it a
 SecretStores the tree carries can never disagree: each namespace's SecretStore logs in
 with role ``<vault_role_prefix><namespace>`` as its reader ServiceAccount, and that
 role's policy (same name) must admit exactly the KV paths listed for the namespace.
+ExternalSecrets that read a ClusterSecretStore (a cloud secret manager) are left out.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -27,7 +28,8 @@ def secret_access(spec):
     settings = spec["components"]["external_secrets"]
     paths = {}
     for doc in gitops.raw_manifests(spec):
-        if doc["kind"] == "ExternalSecret":
+        # ExternalSecrets that read a cloud store's ClusterSecretStore are no business of Vault's.
+        if doc["kind"] == "ExternalSecret" and external_secrets.reads_vault(doc):
             paths.setdefault(doc["metadata"]["namespace"], set()).update(remote_keys(doc))
     consumers = []
     for namespace, keys in sorted(paths.items()):

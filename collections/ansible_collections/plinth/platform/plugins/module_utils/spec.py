@@ -17,6 +17,7 @@ import posixpath
 from ansible_collections.plinth.platform.plugins.module_utils import placement, schema as s, secrets
 from ansible_collections.plinth.platform.plugins.module_utils.plain import plain
 from ansible_collections.plinth.platform.plugins.module_utils.components import registry
+from ansible_collections.plinth.platform.plugins.module_utils.components import apps as app_values, sizing
 from ansible_collections.plinth.platform.plugins.module_utils import gitops as tree_layout
 
 __metaclass__ = type
@@ -43,6 +44,12 @@ POOL = s.Dict({
     "labels": s.Map(keys=s.Field("str", checks=[s.label_key]),
                     values=s.Str(checks=[s.label_value]), default={}),
     "taints": s.List(TAINT, default=[]),
+    "capacity": s.Dict({
+        "cpu": s.Str(None, nullable=True, checks=[s.quantity]),
+        "memory": s.Str(None, nullable=True, checks=[s.quantity]),
+    }, default=None, nullable=True,
+        doc="what each host of the pool offers pods (its allocatable CPU and memory, after the system's "
+            "reservations); the requests of every workload placed on the pool must fit it times its hosts"),
 })
 
 RESOURCES = s.Resources("100m", "128Mi", "1", "512Mi")
@@ -64,8 +71,23 @@ APP = s.Dict({
     "ingress": s.Dict({"host": s.Str(checks=[s.dns_subdomain]), "path": s.Str("/")},
                       default=None, nullable=True),
     "egress": s.List(s.Str(), default=[]),
+    # Scraped through a Service and ServiceMonitor of Plinth's own while monitoring is enabled.
+    "metrics": s.Dict({
+        "port": s.Int(minimum=1, maximum=65535,
+                      doc="container port serving metrics; the app's own port when it serves them beside its API"),
+        "path": s.Str("/metrics", doc="HTTP path of the metrics, starting with /"),
+        "interval": s.Str("30s", checks=[s.duration], doc="scrape interval"),
+    }, default=None, nullable=True, doc="where the app's pods serve Prometheus metrics; null: none"),
     "secrets": s.Map(keys=s.Field("str", checks=[s.dns_subdomain]),
-                     values=s.Dict({"path": s.Str(), "keys": s.List(s.Str(), minimum=None)}),
+                     values=s.Dict({
+                         "path": s.Str(), "keys": s.List(s.Str(), minimum=None),
+                         "refresh": s.Str(None, nullable=True,
+                                          doc="how often it is re-read (1h, 30m); null: "
+                                              "plinth_components.external_secrets.refresh_interval"),
+                         "store": s.Str(None, nullable=True,
+                                        doc="a ClusterSecretStore of plinth_components.external_secrets.stores "
+                                            "to read instead of Vault"),
+                     }),
                      default={}),
     "values": s.Map(default={}),
 })
@@ -121,6 +143,9 @@ def _component_field(component):
                 "name": s.Str(release.chart["name"], checks=[s.dns_label]),
                 "version": s.Str(release.chart["version"], checks=[s.semver]),
             })
+    resources = sizing.option_field(component)
+    if resources is not None:
+        fields["resources"] = resources
     fields.update(component.options)
     return s.Dict(fields)
 
@@ -178,6 +203,7 @@ def build_spec(variables, groups, hostvars=None, playbook_dir=None):
     _check_network(spec, errors)
     _check_components(spec, errors)
     _check_apps(spec, errors)
+    _cross_check(_check_sizing, errors, spec, errors)
     _check_local_charts(spec, errors)
     if not errors:
         _check_file_names(spec, errors)
@@ -457,6 +483,7 @@ def _check_apps(spec, errors):
         if app["namespace"] is None:
             app["namespace"] = app["name"]
         _check_app_secrets(app, path, external_secrets, errors)
+        app_values.check_metrics(app, errors, path)
         if app["namespace"] in RESERVED_NAMESPACES:
             errors.add(path + ".namespace", app["namespace"], "is reserved for Kubernetes itself")
         elif app["namespace"] in platform_namespaces:
@@ -583,3 +610,71 @@ def _quantity(text):
     except ValueError:
         return None
     return value * _SUFFIX.get(suffix or "", 1)
+
+
+def _check_sizing(spec, errors):
+    """Every platform workload requests no more than its limits, and every pool that states its
+    capacity holds what is placed on it."""
+    for component in registry():
+        settings = spec["components"].get(component.key) or {}
+        if not settings.get("enabled"):
+            continue
+        for workload in sizing.workloads(component):
+            path = "plinth_components.%s.%s" % (component.key, sizing.option_path(workload))
+            _check_within_limits(path, sizing.workload_resources(settings, workload), errors)
+    _check_capacity(spec, errors)
+
+
+def _check_within_limits(path, resources, errors):
+    for kind in ("cpu", "memory"):
+        request = (resources.get("requests") or {}).get(kind)
+        limit = (resources.get("limits") or {}).get(kind)
+        if _quantity(request) is not None and _quantity(limit) is not None and _quantity(request) > _quantity(limit):
+            errors.add("%s.requests.%s" % (path, kind), request,
+                       "must not exceed the limit (%s.limits.%s: %s)" % (path, kind, limit))
+
+
+def _app_placements(spec):
+    """``(pool, who, pods, containers, requests)`` of every business app, at its most replicas."""
+    found = []
+    for app in spec["apps"]:
+        if not app or not app.get("name"):
+            continue
+        scaled = (app.get("autoscaling") or {}).get("max")
+        pods = scaled or app.get("replicas") or 0
+        found.append((app.get("pool"), "app %s%s" % (app["name"], " at autoscaling.max" if scaled else ""), pods, 1,
+                      (app.get("resources") or {}).get("requests") or {}))
+    return found
+
+
+def _check_capacity(spec, errors):
+    """Per pool and resource: the requests of everything placed there fit capacity x hosts."""
+    load = {}
+    for pool, who, pods, containers, requests in sizing.placed(spec, registry()) + _app_placements(spec):
+        load.setdefault(pool, []).append((who, pods, containers, requests))
+    for name, pool in sorted(spec["node_pools"].items()):
+        capacity = pool.get("capacity") or {}
+        hosts = len(pool["hosts"])
+        for kind in ("cpu", "memory"):
+            per_host = _quantity(capacity.get(kind))
+            if per_host is None or not hosts:
+                continue
+            consumers = sorted(((pods * containers * (_quantity(requests.get(kind)) or 0), who, pods)
+                                for who, pods, containers, requests in load.get(name, [])), reverse=True)
+            total = sum(amount for amount, _who, _pods in consumers)
+            if total > per_host * hosts:
+                biggest = ", ".join("%s %s (%d pod%s)" % (who, _amount(kind, amount), pods, "" if pods == 1 else "s")
+                                    for amount, who, pods in consumers[:5])
+                errors.add("plinth_node_pools.%s.capacity.%s" % (name, kind), capacity[kind],
+                           "the %s requests placed on pool %s total %s, above its capacity of %s x %d hosts = %s; "
+                           "biggest: %s; add hosts, raise the capacity or lower requests "
+                           "(plinth_components.<key>.resources, plinth_apps[].resources)"
+                           % (kind, name, _amount(kind, total), capacity[kind], hosts,
+                              _amount(kind, per_host * hosts), biggest))
+
+
+def _amount(kind, value):
+    """A total as a person reads it: CPU in cores, memory in GiB."""
+    if kind == "cpu":
+        return "%s CPU" % ("%.3f" % value).rstrip("0").rstrip(".")
+    return "%sGi" % ("%.2f" % (value / 2 ** 30)).rstrip("0").rstrip(".")

@@ -20,16 +20,19 @@ __metaclass__ = type
 MODULES = (
     "cilium",
     "argocd",
+    "snapshot_controller",
     "rook_ceph",
     "kubelet_csr_approver",
     "metrics_server",
     "monitoring",
+    "logging",
     "consul",
     "vault",
     "external_secrets",
     "cloudnative_pg",
     "kong",
     "cloudflared",
+    "reloader",
 )
 
 

@@ -18,6 +18,15 @@ or on anything that only exists later (workers, monitoring CRDs):
 * Hubble certificates are made in the cluster by the chart's certgen Job
   (method ``cronJob``): the ``helm`` method would put a freshly generated CA
   in every render, which Argo CD would see as drift and rotate on every sync.
+* Monitored: the agent, the operator, Hubble's flow metrics, Hubble Relay and
+  the Envoy DaemonSet, each through its chart's metrics Service.
+
+kube-system gets no NetworkPolicy, not even a default deny.  Cilium's agent,
+Envoy and operator, like kubeadm's kube-proxy and control-plane pods, run on
+the host network, where NetworkPolicies do not apply.  A deny there would
+catch only Hubble Relay and UI, and kubeadm's CoreDNS: Plinth does not deploy
+CoreDNS, every namespace's DNS allowance relies on it, and a policy mistake
+in the CNI's own namespace would be enforced by the very CNI it cuts off.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -156,6 +165,8 @@ def _hubble(spec, settings):
         "metrics": {"enabled": list(HUBBLE_METRICS) if _monitoring(spec) else None,
                     "serviceMonitor": {"enabled": False}},
     }
+    if _monitoring(spec):
+        hubble["relay"]["prometheus"] = {"enabled": True, "serviceMonitor": {"enabled": False}}
     return hubble
 
 
@@ -185,6 +196,9 @@ def values(spec, settings):
             "serviceMonitor": {"enabled": False, "trustCRDsExist": False},
         },
     }
+    if monitoring:
+        # The Envoy DaemonSet's own metrics Service; its monitor comes with cilium-monitoring.
+        result["envoy"] = {"prometheus": {"enabled": True, "serviceMonitor": {"enabled": False}}}
     if settings["hubble"]:
         result["certgen"] = _bootstrap_placement(spec, settings)
     if settings["load_balancer"]:
@@ -299,9 +313,12 @@ def monitoring_manifests(spec, settings):
     docs = [
         _service_monitor("cilium-agent", namespace, {"app.kubernetes.io/name": "cilium-agent"}, "metrics"),
         _service_monitor("cilium-operator", namespace, {"app.kubernetes.io/name": "cilium-operator"}, "metrics"),
+        _service_monitor("cilium-envoy", namespace, {"app.kubernetes.io/name": "cilium-envoy"}, "envoy-metrics"),
     ]
     if settings["hubble"]:
         docs.append(_service_monitor("hubble", namespace, {"k8s-app": "hubble"}, "hubble-metrics"))
+        # Relay's API Service carries the same label but no port of that name, so it adds no target.
+        docs.append(_service_monitor("hubble-relay", namespace, {"k8s-app": "hubble-relay"}, "metrics"))
     return docs
 
 

@@ -9,6 +9,8 @@ dicts, ready to be dumped as YAML.
 
 from __future__ import absolute_import, annotations, division, print_function
 
+import re
+
 __metaclass__ = type
 
 ESO_API = "external-secrets.io/v1"
@@ -110,14 +112,20 @@ def secret_store(spec):
     return spec["components"]["external_secrets"]["store_name"]
 
 
-def external_secret(spec, name, namespace, data, target=None, template=None, refresh="1h"):
+def external_secret(spec, name, namespace, data, target=None, template=None, refresh=None, store=None,
+                    reload=True):
     """An ExternalSecret that syncs Secret ``target`` from Vault.
 
     ``data`` maps each key of the target Secret to ``(vault_path, property)``;
     only references are written, never a secret value.  It reads through the
-    SecretStore of its own namespace, which the GitOps tree adds beside it.
+    SecretStore of its own namespace, which the GitOps tree adds beside it, or
+    through the ClusterSecretStore ``store`` when one is named.  ``refresh``
+    overrides ``external_secrets.refresh_interval``.  While Reloader is enabled
+    the Secret carries ``RELOAD_LABEL`` (unless ``reload`` is false), so the
+    workloads that use it restart when its value changes.
     """
     target_spec = {"name": target or name, "creationPolicy": "Owner"}
+    template = reload_template(spec, template) if reload else template
     if template:
         target_spec["template"] = template
     return {
@@ -125,8 +133,8 @@ def external_secret(spec, name, namespace, data, target=None, template=None, ref
         "kind": "ExternalSecret",
         "metadata": metadata(name, namespace),
         "spec": {
-            "refreshInterval": refresh,
-            "secretStoreRef": {"kind": "SecretStore", "name": secret_store(spec)},
+            "refreshInterval": refresh or refresh_interval(spec),
+            "secretStoreRef": secret_store_ref(spec, store),
             "target": target_spec,
             "data": [
                 {"secretKey": key, "remoteRef": {"key": path, "property": prop}}
@@ -217,6 +225,16 @@ def allow_apiserver(spec, namespace, pod_selector=None):
                           egress=[{"to": blocks, "ports": tcp_ports(*ports)}])
 
 
+def controller_policies(spec, namespace, pod_labels, metrics_port):
+    """What a namespace holding only a controller needs: the baseline, the Kubernetes API, and
+    Prometheus in on ``metrics_port`` when monitoring is enabled."""
+    policies = baseline_policies(namespace) + [allow_apiserver(spec, namespace)]
+    if enabled(spec, "monitoring"):
+        policies.append(allow_from("allow-metrics", namespace, pod_labels,
+                                   [spec["components"]["monitoring"]["namespace"]], [metrics_port]))
+    return policies
+
+
 def allow_from(name, namespace, pod_selector, sources, ports):
     """Ingress to ``pod_selector`` from pods in the ``sources`` namespaces (all when empty)."""
     rule = {"ports": tcp_ports(*ports)}
@@ -253,3 +271,44 @@ def check_fits_pool(spec, settings, errors, path, count, what="replicas"):
     if count > len(hosts):
         errors.add(path, count, "%d %s need %d hosts in pool %r (group %s has %d)" % (
             count, what, count, pool_name, spec["node_pools"][pool_name]["group"], len(hosts)))
+
+
+# Reloader watches only Secrets with this label (its resource label selector).
+RELOAD_LABEL = ("plinth.io/reload", "true")
+DEFAULT_REFRESH = "1h"
+
+
+def refresh_interval(spec):
+    """How often ExternalSecrets re-read their source unless they say otherwise."""
+    return (spec["components"].get("external_secrets") or {}).get("refresh_interval") or DEFAULT_REFRESH
+
+
+def secret_store_ref(spec, store=None):
+    """The ``secretStoreRef`` of an ExternalSecret: ClusterSecretStore ``store``, else the namespace's Vault store."""
+    if store:
+        return {"kind": "ClusterSecretStore", "name": store}
+    return {"kind": "SecretStore", "name": secret_store(spec)}
+
+
+def reload_template(spec, template=None):
+    """``template`` with ``RELOAD_LABEL`` among the target Secret's labels while Reloader is enabled.
+
+    A template that only sets metadata keeps the fetched data as the Secret's data.
+    """
+    if not enabled(spec, "reloader"):
+        return template
+    template = dict(template or {})
+    meta = dict(template.get("metadata") or {})
+    meta["labels"] = dict(meta.get("labels") or {}, **{RELOAD_LABEL[0]: RELOAD_LABEL[1]})
+    template["metadata"] = meta
+    return template
+
+
+GO_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
+
+
+def go_duration(value):
+    """A duration as Kubernetes controllers parse it (Go's time.ParseDuration): 1h, 30m, 1h30m, 90s."""
+    if not isinstance(value, str) or not GO_DURATION.match(value) or not re.search(r"[1-9]", value):
+        return "must be a positive duration in h, m, s or ms, like 1h, 30m or 1h30m (no d or w)"
+    return None

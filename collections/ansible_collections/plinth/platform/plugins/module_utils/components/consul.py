@@ -25,11 +25,24 @@ Gossip encryption (``gossip_encryption``):
               switch to it only once Vault is up, with the key already written
               at ``gossip_key_vault_path`` (e.g. the generated one, copied).
 ``none``      plain gossip, limited to Consul's own pods by NetworkPolicy.
+
+Metrics: with the monitoring component, the servers serve Prometheus text at
+``/v1/agent/metrics?format=prometheus`` on the HTTP port, which only a
+PodMonitor written here scrapes (the chart ships no monitor).  With ACLs the
+endpoint wants a token with ``agent:read``: the operator stores one in
+``metrics_token_secret_name`` (key ``token``) and Prometheus sends it as a
+Bearer token.
+
+Snapshots (``snapshot``): a CronJob saves a Raft snapshot of the whole KV
+store (Vault's encrypted data) to a Ceph volume and keeps the newest
+``retention`` files.  Consul's snapshot API wants a management token once ACLs
+are on; the chart's bootstrap token Secret is the one it has.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
 
 import json
+import re
 
 from ansible_collections.plinth.platform.plugins.module_utils import schema as s
 from ansible_collections.plinth.platform.plugins.module_utils.components import Component, Release
@@ -49,6 +62,32 @@ GOSSIP_SECRET_KEY = "key"
 # Pods of the chart that call the Kubernetes API: the servers' locality-init container reads
 # their node's topology labels, the Jobs write Secrets and the ACL auth method.
 API_CLIENTS = ("server", "gossip-encryption-autogenerate", "server-acl-init", "server-acl-init-cleanup")
+# The image the pinned chart runs the servers with (global.image): the snapshot CLI matches them.
+CHART_IMAGE = "hashicorp/consul:2.0.3"
+# The chart's server-acl-init writes the bootstrap (management) token here, "<global.name>-bootstrap-acl-token".
+BOOTSTRAP_TOKEN_SECRET = NAME + "-bootstrap-acl-token"
+TOKEN_KEY = "token"
+# The consul user of the image, as the chart's server securityContext runs it.
+RUN_AS_USER = 100
+RUN_AS_GROUP = 1000
+SNAPSHOT_NAME = NAME + "-snapshot"
+SNAPSHOT_DIR = "/snapshots"
+METRICS_PATH = "/v1/agent/metrics"
+# Five cron fields, or one of the @ shorthands Kubernetes accepts.
+_CRON = re.compile(r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$")
+
+
+def cron_schedule(value):
+    if not _CRON.match(value.strip()):
+        return "must be a cron schedule: five fields (minute hour day month weekday) or @daily, @hourly..."
+    return None
+
+
+def image_reference(value):
+    if not value.strip() or any(c.isspace() for c in value):
+        return "must be an image reference without spaces (repository:tag)"
+    return None
+
 
 OPTIONS = {
     "replicas": s.Int(3, minimum=1, doc="Consul servers (Raft voters), one per host of the pool; odd."),
@@ -66,6 +105,24 @@ OPTIONS = {
     "gossip_key_vault_path": s.Str("platform/consul/gossip",
                                    doc="Vault KV path whose property 'key' holds the gossip key "
                                        "(gossip_encryption: vault)."),
+    "metrics_token_secret_name": s.Str("consul-metrics-token", checks=[s.dns_subdomain],
+                                       doc="Secret in Consul's namespace whose key 'token' is a Consul ACL token "
+                                           "with agent read access, sent by Prometheus; read only when acls "
+                                           "and monitoring are both on. Created by the operator."),
+    "snapshot": s.Dict({
+        "enabled": s.Bool(False, doc="Save a snapshot of Consul (Vault's data) on a schedule."),
+        "schedule": s.Str("0 2 * * *", checks=[cron_schedule], doc="Cron schedule of the CronJob (UTC)."),
+        "retention": s.Int(7, minimum=1, doc="How many snapshot files to keep, newest first."),
+        "storage": s.Str("5Gi", checks=[s.quantity], doc="Size of the PVC that holds the snapshots."),
+        "storage_class": s.Str(None, nullable=True, checks=[s.dns_subdomain],
+                               doc="StorageClass of that PVC; default: rook_ceph.storage_class when "
+                                   "Rook-Ceph is enabled, else the cluster default."),
+        "image": s.Str(None, nullable=True, checks=[image_reference],
+                       doc="Image with the consul CLI; default: the chart's (%s)." % CHART_IMAGE),
+        "token_secret_name": s.Str(None, nullable=True, checks=[s.dns_subdomain],
+                                   doc="Secret (key 'token') with a management token, read when acls is "
+                                       "true; default: the chart's %s." % BOOTSTRAP_TOKEN_SECRET),
+    }, doc="Scheduled snapshots of the Consul servers to a volume (see the README for the restore)."),
 }
 
 
@@ -133,6 +190,19 @@ def _server(spec, settings):
     })
 
 
+def _monitoring(spec):
+    return common.enabled(spec, "monitoring")
+
+
+def _metrics(spec):
+    if not _monitoring(spec):
+        return {"enabled": False}
+    # agentMetricsRetentionTime becomes telemetry.prometheus_retention_time: without it the
+    # servers serve no Prometheus text.  The hostname prefix would split every gauge per pod name.
+    return {"enabled": True, "enableAgentMetrics": True, "agentMetricsRetentionTime": "1m",
+            "disableAgentHostName": True}
+
+
 def values(spec, settings):
     return {
         "global": {
@@ -141,6 +211,7 @@ def values(spec, settings):
             "tls": {"enabled": False},
             "gossipEncryption": _gossip(settings),
             "acls": _acls(spec, settings),
+            "metrics": _metrics(spec),
             # Makes the acl-init Job an Argo CD Sync hook, re-created on each sync.
             "argocd": {"enabled": True},
         },
@@ -150,7 +221,9 @@ def values(spec, settings):
         "dns": {"enabled": False},
         "syncCatalog": {"enabled": False},
         "meshGateway": {"enabled": False},
-        "ui": {"enabled": settings["ui"], "service": {"enabled": settings["ui"], "type": "ClusterIP"}},
+        # The UI's metrics would inherit global.metrics and query a Prometheus URL that does not exist here.
+        "ui": {"enabled": settings["ui"], "service": {"enabled": settings["ui"], "type": "ClusterIP"},
+               "metrics": {"enabled": False}},
         # Helm test Pods: Argo CD never runs them.
         "tests": {"enabled": False},
     }
@@ -195,18 +268,149 @@ def network_policies(spec, settings):
                                            {"app.kubernetes.io/name": "vault", "component": "server"})],
             "ports": common.tcp_ports(HTTP_PORT),
         }]))
+    if _monitoring(spec):
+        policies.append(common.network_policy("allow-prometheus", namespace, server_labels(), ingress=[{
+            "from": [_prometheus_peer(spec)], "ports": common.tcp_ports(HTTP_PORT)}]))
+    # The snapshot Job's pods need nothing more: allow-local-http and allow-server-cluster
+    # admit every pod of this namespace to the servers' HTTP port.
     return policies
+
+
+def _prometheus_peer(spec):
+    """Prometheus alone, not every pod of the monitoring namespace: without ACLs the HTTP API is open."""
+    return common.namespace_peer(spec["components"]["monitoring"]["namespace"],
+                                 {"app.kubernetes.io/name": "prometheus"})
+
+
+def pod_monitor(spec, settings):
+    """The servers' metrics endpoint, for the Prometheus operator."""
+    endpoint = {"port": "http", "path": METRICS_PATH, "params": {"format": ["prometheus"]},
+                "interval": "30s", "scheme": "http"}
+    if settings["acls"]:
+        endpoint["authorization"] = {"type": "Bearer", "credentials": {
+            "name": settings["metrics_token_secret_name"], "key": TOKEN_KEY}}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": common.metadata(NAME + "-server", settings["namespace"]),
+        "spec": {"selector": {"matchLabels": server_labels()}, "podMetricsEndpoints": [endpoint]},
+    }
+
+
+def snapshot_labels():
+    return {"app.kubernetes.io/name": SNAPSHOT_NAME, "app.kubernetes.io/part-of": NAME}
+
+
+def _snapshot_script(retention):
+    """Save under a temporary name, so that an interrupted run never counts as a kept snapshot."""
+    return "\n".join([
+        "set -eu",
+        # Runs never overlap (concurrencyPolicy Forbid): a partial file is a dead run's.
+        "rm -f %s/*.partial*" % SNAPSHOT_DIR,
+        'file="%s/consul-$(date -u +%%Y%%m%%dT%%H%%M%%SZ).snap"' % SNAPSHOT_DIR,
+        'consul snapshot save "$file.partial"',
+        'mv "$file.partial" "$file"',
+        # The names sort by time; everything past the newest %d goes.
+        "ls -1 %s/consul-*.snap | sort -r | tail -n +%d | while read -r old; do rm -f \"$old\"; done"
+        % (SNAPSHOT_DIR, retention + 1),
+        "ls -l %s" % SNAPSHOT_DIR,
+    ]) + "\n"
+
+
+def _snapshot_env(settings):
+    address = "http://%s-server.%s.svc:%d" % (NAME, settings["namespace"], HTTP_PORT)
+    env = [{"name": "CONSUL_HTTP_ADDR", "value": address},
+           # The root filesystem is read-only; whatever the CLI keeps in HOME lands on the emptyDir.
+           {"name": "HOME", "value": "/tmp"}]
+    if settings["acls"]:
+        secret = settings["snapshot"]["token_secret_name"] or BOOTSTRAP_TOKEN_SECRET
+        env.append({"name": "CONSUL_HTTP_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret, "key": TOKEN_KEY}}})
+    return env
+
+
+def _snapshot_container(settings):
+    snapshot = settings["snapshot"]
+    return {
+        "name": "snapshot",
+        "image": snapshot["image"] or CHART_IMAGE,
+        "command": ["/bin/sh", "-c", _snapshot_script(snapshot["retention"])],
+        "env": _snapshot_env(settings),
+        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "snapshots", "mountPath": SNAPSHOT_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _snapshot_pod(spec, settings):
+    placement = common.placement(spec, settings["pool"])
+    pod = {
+        # A failed run's Pod stays (failedJobsHistoryLimit) with its log; the Job starts a new one.
+        "restartPolicy": "Never",
+        # The Pod talks to Consul's HTTP API only, never to the Kubernetes API.
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_GROUP,
+                            "fsGroup": RUN_AS_GROUP, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [_snapshot_container(settings)],
+        "volumes": [{"name": "snapshots", "persistentVolumeClaim": {"claimName": SNAPSHOT_NAME + "s"}},
+                    {"name": "tmp", "emptyDir": {}}],
+    }
+    pod.update((key, value) for key, value in placement.items() if value)
+    return {"metadata": {"labels": snapshot_labels()}, "spec": pod}
+
+
+def snapshot_claim(spec, settings):
+    snapshot = settings["snapshot"]
+    claim = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": snapshot["storage"]}}}
+    klass = common.storage_class(spec, snapshot["storage_class"])
+    if klass:
+        claim["storageClassName"] = klass
+    # Argo CD never prunes the backups, even when the feature is switched off.
+    metadata = common.metadata(SNAPSHOT_NAME + "s", settings["namespace"], labels=snapshot_labels(),
+                               annotations={"argocd.argoproj.io/sync-options": "Prune=false"})
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": claim}
+
+
+def snapshot_cron_job(spec, settings):
+    job = {
+        # A retry after a failed save still lands within the hour; beyond that, wait for the next run.
+        "backoffLimit": 3,
+        "activeDeadlineSeconds": 3600,
+        "template": _snapshot_pod(spec, settings),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": common.metadata(SNAPSHOT_NAME, settings["namespace"], labels=snapshot_labels()),
+        "spec": {
+            "schedule": settings["snapshot"]["schedule"],
+            "timeZone": "Etc/UTC",
+            # One writer at a time on the ReadWriteOnce volume.
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {"metadata": {"labels": snapshot_labels()}, "spec": job},
+        },
+    }
 
 
 def manifests(spec, settings):
     docs = network_policies(spec, settings)
     if settings["gossip_encryption"] == "vault":
         secret = common.external_secret(spec, GOSSIP_SECRET, settings["namespace"],
-                                        {GOSSIP_SECRET_KEY: (settings["gossip_key_vault_path"], "key")})
+                                        {GOSSIP_SECRET_KEY: (settings["gossip_key_vault_path"], "key")},
+                                        # A restart does not apply a new gossip key, and a rolling one with a
+                                        # changed key may split the cluster: rotating it is a manual procedure.
+                                        reload=False)
         # The ExternalSecret CRD arrives with the external-secrets app, in a later wave.
         secret["metadata"]["annotations"] = {
             "argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"}
         docs.append(secret)
+    if _monitoring(spec):
+        docs.append(pod_monitor(spec, settings))
+    if settings["snapshot"]["enabled"]:
+        docs += [snapshot_claim(spec, settings), snapshot_cron_job(spec, settings)]
     return docs
 
 

@@ -18,6 +18,17 @@ ExternalSecrets read.  Those roles and policies are not set up by hand:
 ``secret_access.secret_access`` (the ``plinth.platform.vault_access``
 filter) computes them from the same ExternalSecrets the tree carries, and
 the Ansible stage that configures Vault applies them.
+
+Cloud stores (``stores``): ClusterSecretStores for AWS Secrets Manager or
+Parameter Store, beside Vault.  An app secret reads one by naming it
+(``plinth_apps[].secrets.<name>.store``); such ExternalSecrets never appear
+in Vault's policies.  Each store admits only the namespaces of the app
+secrets that name it (and those listed in its ``namespaces``), and a store
+no namespace reads is not rendered at all: a ClusterSecretStore without
+conditions would serve every namespace.  Credentials are never written
+here: either a Secret in this component's namespace that the operator
+creates out of band (``auth.secret_name``), or a ServiceAccount token
+exchanged for an IAM role (``auth.service_account``).
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -26,6 +37,7 @@ import re
 
 from ansible_collections.plinth.platform.plugins.module_utils import schema as s
 from ansible_collections.plinth.platform.plugins.module_utils.components import Component, Release
+from ansible_collections.plinth.platform.plugins.module_utils.components import cloudflared
 from ansible_collections.plinth.platform.plugins.module_utils.components import common
 from ansible_collections.plinth.platform.plugins.module_utils.components import vault
 
@@ -38,12 +50,56 @@ WEBHOOK_PORT = 10250
 METRICS_PORT = 8080
 VAULT_AUTH_MOUNT = "kubernetes"
 ROLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]*$")
+AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+IAM_ROLE = re.compile(r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
+SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+AWS_API_PORT = 443
 
 
 def vault_name_prefix(value):
     if not ROLE_PREFIX.match(value):
         return "must be letters, digits, '-', '_' and '.' (it starts a Vault role and policy name)"
     return None
+
+
+def aws_region(value):
+    if not AWS_REGION.match(value):
+        return "must be an AWS region like eu-central-1"
+    return None
+
+
+def iam_role(value):
+    if not IAM_ROLE.match(value):
+        return "must be an IAM role ARN like arn:aws:iam::123456789012:role/plinth-secrets"
+    return None
+
+
+def secret_key(value):
+    if not SECRET_KEY.match(value):
+        return "must be a Secret data key: letters, digits, '-', '_' and '.'"
+    return None
+
+
+STORE = s.Dict({
+    "name": s.Str(checks=[s.dns_subdomain], doc="Name of the ClusterSecretStore; app secrets name it in 'store'."),
+    "provider": s.Str(choices=["aws"], doc="Only AWS so far."),
+    "region": s.Str(checks=[aws_region]),
+    "service": s.Str("SecretsManager", choices=["SecretsManager", "ParameterStore"]),
+    "role": s.Str(None, nullable=True, checks=[iam_role],
+                  doc="IAM role assumed after authenticating; null reads as the authenticated identity."),
+    "auth": s.Dict({
+        "secret_name": s.Str(None, nullable=True, checks=[s.dns_subdomain],
+                             doc="Secret in this component's namespace, created out of band, holding the "
+                                 "access key pair"),
+        "access_key_id_key": s.Str("access-key-id", checks=[secret_key]),
+        "secret_access_key_key": s.Str("secret-access-key", checks=[secret_key]),
+        "service_account": s.Str(None, nullable=True, checks=[s.dns_subdomain],
+                                 doc="ServiceAccount in this component's namespace, created out of band, whose "
+                                     "token AWS exchanges for an IAM role (IRSA or web identity)"),
+    }, doc="Exactly one of secret_name and service_account; credentials are never given here."),
+    "namespaces": s.List(s.Str(checks=[s.dns_label]), default=[],
+                         doc="Namespaces admitted beyond those of the app secrets that name the store."),
+})
 
 
 OPTIONS = {
@@ -59,6 +115,13 @@ OPTIONS = {
     "reader_service_account": s.Str("vault-secrets-reader", checks=[s.dns_subdomain],
                                     doc="ServiceAccount in each such namespace that its SecretStore logs in "
                                         "to Vault as; no pod runs as it."),
+    "refresh_interval": s.Str(common.DEFAULT_REFRESH, checks=[common.go_duration],
+                              doc="How often every ExternalSecret re-reads its source unless it sets its own "
+                                  "(plinth_apps[].secrets.<name>.refresh): a rotated value reaches the Secret "
+                                  "within it."),
+    "stores": s.List(STORE, default=[],
+                     doc="ClusterSecretStores of cloud secret managers, beside Vault's per-namespace "
+                         "SecretStores."),
 }
 
 
@@ -156,6 +219,58 @@ def secret_access_objects(spec, namespace, sync_options=None, wave=-1):
     return objects + ([ca] if ca else [])
 
 
+def reads_vault(external_secret):
+    """Whether ``external_secret`` reads Vault through its namespace's SecretStore (not a ClusterSecretStore)."""
+    ref = (external_secret.get("spec") or {}).get("secretStoreRef") or {}
+    return ref.get("kind", "SecretStore") == "SecretStore"
+
+
+def store_namespaces(spec, store):
+    """The namespaces ClusterSecretStore ``store`` admits: its own list and those of the app secrets naming it."""
+    namespaces = set(store["namespaces"])
+    for app in spec["apps"]:
+        if any((ref or {}).get("store") == store["name"] for ref in (app.get("secrets") or {}).values()):
+            namespaces.add(app["namespace"])
+    return sorted(namespaces)
+
+
+def _aws_auth(settings, auth):
+    namespace = settings["namespace"]
+    if auth["service_account"]:
+        return {"jwt": {"serviceAccountRef": {"name": auth["service_account"], "namespace": namespace}}}
+    return {"secretRef": {
+        "accessKeyIDSecretRef": {"name": auth["secret_name"], "namespace": namespace,
+                                 "key": auth["access_key_id_key"]},
+        "secretAccessKeySecretRef": {"name": auth["secret_name"], "namespace": namespace,
+                                     "key": auth["secret_access_key_key"]},
+    }}
+
+
+def cluster_secret_store(spec, settings, store):
+    """The ClusterSecretStore of ``store``, admitting ``store_namespaces`` only; None when it admits none."""
+    namespaces = store_namespaces(spec, store)
+    if not namespaces:
+        return None
+    provider = {"service": store["service"], "region": store["region"], "auth": _aws_auth(settings, store["auth"])}
+    if store["role"]:
+        provider["role"] = store["role"]
+    return {
+        "apiVersion": common.ESO_API,
+        "kind": "ClusterSecretStore",
+        # After the chart's webhook is up in this Application, whose CRDs are missing on a first dry run.
+        "metadata": common.metadata(store["name"], annotations={
+            "argocd.argoproj.io/sync-wave": "1",
+            "argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true",
+        }),
+        "spec": {"conditions": [{"namespaces": namespaces}], "provider": {store["provider"]: provider}},
+    }
+
+
+def cluster_secret_stores(spec, settings):
+    stores = (cluster_secret_store(spec, settings, store) for store in settings["stores"])
+    return [store for store in stores if store]
+
+
 def network_policies(spec, settings):
     namespace = settings["namespace"]
     vault_settings = spec["components"]["vault"]
@@ -165,6 +280,10 @@ def network_policies(spec, settings):
         # The API server calls the webhook from the host network: no namespace to match.
         common.allow_from("allow-webhook", namespace, _labels("-webhook"), None, [WEBHOOK_PORT]),
     ]
+    if settings["stores"]:
+        # The AWS APIs (and STS) on the public internet, never a cluster or private address.
+        policies.append(common.network_policy("allow-aws", namespace, _labels(), egress=[{
+            "to": cloudflared.internet_blocks(spec), "ports": common.tcp_ports(AWS_API_PORT)}]))
     if _monitoring(spec):
         policies.append(common.allow_from("allow-metrics", namespace, {"app.kubernetes.io/instance": RELEASE},
                                           [spec["components"]["monitoring"]["namespace"]], [METRICS_PORT]))
@@ -173,13 +292,49 @@ def network_policies(spec, settings):
 
 def manifests(spec, settings):
     # The SecretStores live in the namespaces that read secrets, with their ExternalSecrets.
-    return network_policies(spec, settings)
+    return network_policies(spec, settings) + cluster_secret_stores(spec, settings)
 
 
 def check(spec, settings, errors, path):
     if not common.enabled(spec, "vault"):
         errors.add(path + ".enabled", True,
                    "the SecretStores read the in-cluster Vault: needs plinth_components.vault.enabled: true")
+    _check_stores(settings, errors, path + ".stores")
+    _check_app_secrets(spec, settings, errors)
+
+
+def _check_stores(settings, errors, path):
+    seen = {}
+    for index, store in enumerate(settings["stores"]):
+        where = "%s[%d]" % (path, index)
+        if not store or not store.get("name"):
+            continue  # reported by the schema
+        if store["name"] in seen:
+            errors.add(where + ".name", store["name"], "store names must be unique (also used by %s[%d])"
+                       % (path, seen[store["name"]]))
+        seen.setdefault(store["name"], index)
+        auth = store.get("auth") or {}
+        given = [key for key in ("secret_name", "service_account") if auth.get(key)]
+        if len(given) != 1:
+            errors.add(where + ".auth", sorted(given), "set exactly one of secret_name (a Secret with the access "
+                       "key pair, created out of band in namespace %s) and service_account (a ServiceAccount "
+                       "there whose token AWS exchanges for a role)" % settings["namespace"])
+
+
+def _check_app_secrets(spec, settings, errors):
+    """Each app secret's ``refresh`` is a duration ESO parses and its ``store`` a store of ``stores``."""
+    names = sorted(store["name"] for store in settings["stores"] if store and store.get("name"))
+    for index, app in enumerate(spec["apps"]):
+        for secret, ref in sorted((app.get("secrets") or {}).items()):
+            where = "plinth_apps[%d].secrets.%s" % (index, secret)
+            refresh = (ref or {}).get("refresh")
+            rule = common.go_duration(refresh) if refresh is not None else None
+            if rule:
+                errors.add(where + ".refresh", refresh, rule)
+            store = (ref or {}).get("store")
+            if store is not None and store not in names:
+                errors.add(where + ".store", store, "no such store in plinth_components.external_secrets.stores "
+                           "(known: %s); leave it out to read Vault" % (", ".join(names) or "none"))
 
 
 COMPONENT = Component(
@@ -193,5 +348,5 @@ COMPONENT = Component(
                       # Its CRDs exceed the 262,144 bytes of client-side apply's last-applied annotation.
                       server_side_apply=True)],
     doc="External Secrets Operator; each namespace that reads secrets gets a SecretStore for Vault "
-        "with a Vault role of its own.",
+        "with a Vault role of its own; cloud secret managers become ClusterSecretStores.",
 )

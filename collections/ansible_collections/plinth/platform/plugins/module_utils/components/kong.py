@@ -8,6 +8,10 @@ Kong's own Application (mode ``cloudnative-pg``) or an external server (mode
 ``external``).  Either way the password comes from Vault through an
 ExternalSecret; the values only reference the Secret.
 
+The in-cluster database is backed up on a schedule (``database.backup``): to
+the Rook-Ceph object store when it runs, else as volume snapshots; see
+``cnpg_backup`` for both methods and how their retention is applied.
+
 Inside the Application, sync waves order the pieces: NetworkPolicies, then
 the ExternalSecret, then the PostgreSQL Cluster (Argo CD waits for it to be
 healthy), then the chart (Deployment and the migration Jobs, which the chart
@@ -22,6 +26,7 @@ import re
 
 from ansible_collections.plinth.platform.plugins.module_utils import schema as s
 from ansible_collections.plinth.platform.plugins.module_utils.components import Component, Release, common
+from ansible_collections.plinth.platform.plugins.module_utils.components import cnpg_backup
 
 __metaclass__ = type
 
@@ -76,6 +81,13 @@ DATABASE = s.Dict({
                            doc="default: rook_ceph.storage_class when rook_ceph is enabled, else the cluster default"),
     "image": s.Str(None, nullable=True, doc="PostgreSQL image; default: the operator's default"),
     "resources": s.Resources("250m", "512Mi", "1", "1Gi"),
+    "backup": cnpg_backup.BACKUP,
+    "restore_from": s.Str(None, nullable=True, checks=[s.dns_subdomain],
+                          doc="a Backup in Kong's namespace that a new Cluster starts from instead of an empty "
+                              "database; acts only when the Cluster is created, so set it with a new cluster_name"),
+    "restore_target_time": s.Str(None, nullable=True,
+                                 doc="replay the WAL archive up to this time (e.g. '2026-12-01 10:00:00+00'); "
+                                     "object store backups only"),
 })
 
 
@@ -200,7 +212,10 @@ def manifests(spec, settings):
     docs = [_wave(doc, WAVE_POLICIES) for doc in network_policies(spec, settings)]
     docs.append(_wave(_database_secret(spec, settings), WAVE_SECRET))
     if db["mode"] == "cloudnative-pg":
+        before, after = _backup_objects(spec, settings)
+        docs += [_wave(doc, WAVE_SECRET) for doc in before]
         docs.append(_wave(postgres_cluster(spec, settings), WAVE_DATABASE))
+        docs += [_wave(doc, WAVE_AFTER_CHART) for doc in after]
     if common.enabled(spec, "monitoring"):
         docs.append(_prometheus_plugin())
         if db["mode"] == "cloudnative-pg":
@@ -226,10 +241,21 @@ def _database_secret(spec, settings):
                                   template=template)
 
 
+def _database_storage_class(spec, db):
+    return common.storage_class(spec, db["storage_class"])
+
+
+def _backup_objects(spec, settings):
+    """The bucket claim (before the Cluster), the schedule and the retention job (after it)."""
+    db = settings["database"]
+    return cnpg_backup.objects(spec, db["cluster_name"], settings["namespace"], db["backup"],
+                               _database_storage_class(spec, db), db["pool"])
+
+
 def postgres_cluster(spec, settings):
     db = settings["database"]
     storage = {"size": db["storage_size"]}
-    storage_class = common.storage_class(spec, db["storage_class"])
+    storage_class = _database_storage_class(spec, db)
     if storage_class:
         storage["storageClass"] = storage_class
     cluster = {
@@ -238,8 +264,8 @@ def postgres_cluster(spec, settings):
         "metadata": common.metadata(db["cluster_name"], settings["namespace"]),
         "spec": {
             "instances": db["instances"],
-            "bootstrap": {"initdb": {"database": db["name"], "owner": db["user"],
-                                     "secret": {"name": SECRET}}},
+            "bootstrap": cnpg_backup.bootstrap(db["name"], db["user"], SECRET, db["restore_from"],
+                                               db["restore_target_time"]),
             "enableSuperuserAccess": False,
             "storage": storage,
             "resources": copy.deepcopy(db["resources"]),
@@ -249,6 +275,9 @@ def postgres_cluster(spec, settings):
     }
     if db["image"]:
         cluster["spec"]["imageName"] = db["image"]
+    backup = cnpg_backup.cluster_backup(spec, db["cluster_name"], db["backup"], storage_class)
+    if backup:
+        cluster["spec"]["backup"] = backup
     return cluster
 
 
@@ -347,7 +376,15 @@ def _postgres_policies(spec, settings):
                     [POSTGRES_PORT, CNPG_STATUS_PORT]),
         common.allow_from("allow-postgres-from-operator", ns, postgres, [operator_ns],
                           [CNPG_STATUS_PORT, POSTGRES_PORT]),
-    ]
+    ] + _backup_policies(spec, settings)
+
+
+def _backup_policies(spec, settings):
+    db = settings["database"]
+    chosen = cnpg_backup.method(spec, db["backup"], _database_storage_class(spec, db))
+    if chosen != "object_store":
+        return []
+    return [cnpg_backup.object_store_egress(spec, _cluster_labels(db), settings["namespace"])]
 
 
 def _pod_policy(name, namespace, pod_selector, direction, peers, ports):
@@ -417,6 +454,11 @@ def check(spec, settings, errors, path):
     else:
         common.check_fits_pool(spec, {"pool": db["pool"]}, errors, dbpath + ".instances",
                                db["instances"], what="PostgreSQL instances")
+    cnpg_backup.check(spec, db["backup"], db["cluster_name"], _database_storage_class(spec, db), errors,
+                      dbpath + ".backup", dbpath + ".cluster_name")
+    if db["restore_target_time"] and not db["restore_from"]:
+        errors.add(dbpath + ".restore_target_time", db["restore_target_time"],
+                   "is the end of a restore: needs database.restore_from")
 
 
 COMPONENT = Component(

@@ -14,6 +14,9 @@ approves every renewal after that.
 Only what the inventory declares is approved: the node name must be one of the
 inventory's hosts (an anchored regular expression of their names) and every IP
 address in the request must be that host's own (one /32 or /128 per host).
+
+NetworkPolicies: the approver reads and approves requests through the API and
+serves nothing but its metrics, which Prometheus alone may scrape.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -28,6 +31,8 @@ from ansible_collections.plinth.platform.plugins.module_utils.components import 
 __metaclass__ = type
 
 RELEASE = "kubelet-csr-approver"
+# The chart's metrics.port.
+METRICS_PORT = 8080
 
 OPTIONS = {
     "replicas": s.Int(2, minimum=1, doc="approver pods (leader election: one approves at a time)"),
@@ -56,9 +61,13 @@ def host_prefixes(spec):
     return prefixes
 
 
+def _selector():
+    return {"app.kubernetes.io/name": RELEASE, "app.kubernetes.io/instance": RELEASE}
+
+
 def values(spec, settings):
     replicas = settings["replicas"]
-    selector = {"app.kubernetes.io/name": RELEASE, "app.kubernetes.io/instance": RELEASE}
+    selector = _selector()
     result = dict(common.placement(spec, settings["pool"]), **{
         "replicas": replicas,
         "leaderElection": True,
@@ -73,6 +82,10 @@ def values(spec, settings):
     return result
 
 
+def manifests(spec, settings):
+    return common.controller_policies(spec, settings["namespace"], _selector(), METRICS_PORT)
+
+
 def check(spec, settings, errors, path):
     if settings["replicas"] > 1:
         common.check_fits_pool(spec, settings, errors, path + ".replicas", settings["replicas"])
@@ -85,6 +98,6 @@ COMPONENT = Component(
     check=check,
     releases=[Release(RELEASE, 10, {"repo": "https://postfinance.github.io/kubelet-csr-approver",
                                     "name": "kubelet-csr-approver", "version": "1.2.14"},
-                      values=values)],
+                      values=values, manifests=manifests)],
     doc="Approves kubelet serving-certificate renewals for the inventory's hosts and addresses only.",
 )

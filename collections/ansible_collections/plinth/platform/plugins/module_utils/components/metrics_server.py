@@ -9,9 +9,19 @@ default) and something approves those CSRs (the ``kubelet_serving_certs`` role
 at bootstrap, the ``kubelet_csr_approver`` component after that).  metrics-server
 verifies kubelets against the cluster CA; ``kubelet_insecure_tls: true`` skips
 the check, at the price of trusting whatever answers on a node's address.
+
+NetworkPolicies: its pods read the API, scrape every kubelet, and are called
+by the API server through the APIService on their secure port.  The API
+server runs on the host network and its packets reach a pod on another node
+with whatever source address the route gives them (the host's, or the CNI's
+own on tunnelled paths), so that port is open to every source; each request
+on it is authenticated and authorized against the API server anyway.
+Prometheus scrapes the same port.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
+
+import ipaddress
 
 from ansible_collections.plinth.platform.plugins.module_utils import schema as s
 from ansible_collections.plinth.platform.plugins.module_utils.components import Component, Release
@@ -20,6 +30,10 @@ from ansible_collections.plinth.platform.plugins.module_utils.components import 
 __metaclass__ = type
 
 RELEASE = "metrics-server"
+# The chart's containerPort (its --secure-port): the APIService and /metrics.
+SECURE_PORT = 10250
+# The kubelets' port, as each Node reports it (--kubelet-use-node-status-port).
+KUBELET_PORT = 10250
 
 OPTIONS = {
     "replicas": s.Int(2, minimum=1, doc="metrics-server pods, one per host of the pool."),
@@ -61,6 +75,35 @@ def values(spec, settings):
     return result
 
 
+def kubelet_peers(spec):
+    """ipBlocks of every host; None when a host is known by name only and can be matched by no block."""
+    blocks = []
+    for _host, info in sorted(spec["hosts"].items()):
+        try:
+            address = ipaddress.ip_address(info["address"])
+        except ValueError:
+            return None
+        blocks.append({"ipBlock": {"cidr": "%s/%d" % (address, address.max_prefixlen)}})
+    return blocks
+
+
+def network_policies(spec, settings):
+    namespace = settings["namespace"]
+    kubelets = {"ports": common.tcp_ports(KUBELET_PORT)}
+    peers = kubelet_peers(spec)
+    if peers is not None:
+        kubelets["to"] = peers
+    return common.baseline_policies(namespace) + [
+        common.allow_apiserver(spec, namespace),
+        common.network_policy("allow-kubelets", namespace, _selector(), egress=[kubelets]),
+        common.allow_from("allow-apiservice", namespace, _selector(), None, [SECURE_PORT]),
+    ]
+
+
+def manifests(spec, settings):
+    return network_policies(spec, settings)
+
+
 def check(spec, settings, errors, path):
     if not settings["kubelet_insecure_tls"] and not common.enabled(spec, "kubelet_csr_approver"):
         errors.add(path + ".kubelet_insecure_tls", False,
@@ -78,6 +121,6 @@ COMPONENT = Component(
     check=check,
     releases=[Release(RELEASE, 15, {"repo": "https://kubernetes-sigs.github.io/metrics-server",
                                     "name": "metrics-server", "version": "3.13.1"},
-                      values=values)],
+                      values=values, manifests=manifests)],
     doc="Resource metrics API for HPA and kubectl top.",
 )

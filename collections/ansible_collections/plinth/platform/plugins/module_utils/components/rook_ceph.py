@@ -14,6 +14,26 @@ Three releases, in this order (Rook v1.20's documented upgrade order):
 Every Ceph daemon (MON, MGR, OSD, RGW, MDS), the operators and the CSI
 provisioners run on the storage pool.  Only the CSI node plugins run everywhere,
 since every node that mounts a volume needs one.
+
+The block StorageClass gets a VolumeSnapshotClass (the rook-ceph-cluster
+chart's own), whose CRD and controller come from the ``snapshot_controller``
+component.
+
+No NetworkPolicies in the rook-ceph namespace, by design:
+
+* Ceph's daemons talk to each other on ports the operator picks at runtime
+  (MONs on 3300 and 6789, every OSD, MGR and MDS on some port of 6800-7300),
+  and the CSI node plugins and kernel RBD/CephFS clients that reach them run
+  on the host network of every node: a policy can name them only by node
+  addresses, which change with the inventory and with every added node.
+* A policy that selects a pod makes it deny whatever that policy does not
+  allow: a Prometheus-only ingress rule on the MGR (metrics on 9283) would cut
+  off the OSDs' and MONs' reports to it, the dashboard on 8443 and the
+  ``ceph`` CLI of the toolbox.  Without any policy, Prometheus reaches the MGR
+  and the Ceph exporters, and PostgreSQL reaches the RGW, with no rule here.
+* The operator and the CSI provisioners need the API server, every MON and
+  every OSD; a deny-by-default namespace would have to mirror Ceph's whole
+  port map and would break on the next Ceph release that moves a port.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -35,6 +55,8 @@ FILESYSTEM = "ceph-filesystem"
 FILESYSTEM_STORAGE_CLASS = "rook-cephfs"
 OBJECT_STORE = "ceph-objectstore"
 OBJECT_STORAGE_CLASS = "rook-ceph-bucket"
+RGW_SERVICE_PORT = 80             # the gateway port of the object store's Service
+RGW_POD_PORT = 8080               # what Rook's RGW containers listen on behind that port
 CSI_CONTROLLER_REPLICAS = 2
 
 # The CSI drivers read their images from this ConfigMap, written by the rook-ceph chart.
@@ -65,6 +87,12 @@ OPTIONS = {
     "object_store": s.Bool(False, doc="RGW object store and its bucket StorageClass rook-ceph-bucket."),
     "dashboard": s.Bool(True, doc="Ceph dashboard served by the active MGR (HTTPS, in-cluster Service)."),
     "toolbox": s.Bool(False, doc="rook-ceph-tools pod with the ceph CLI, for troubleshooting."),
+    "volume_snapshot_class": s.Str("ceph-block", nullable=True, checks=[s.dns_subdomain],
+                                   doc="VolumeSnapshotClass of the block StorageClass, the cluster's default "
+                                       "one (needs plinth_components.snapshot_controller); null for none."),
+    "snapshot_deletion_policy": s.Str("Delete", choices=("Delete", "Retain"),
+                                      doc="What deleting a VolumeSnapshot does to its RBD snapshot: Delete "
+                                          "frees it, Retain keeps it until removed by hand."),
 }
 
 
@@ -271,7 +299,7 @@ def _object_stores(spec, settings):
             "dataPool": dict(pool, parameters={"bulk": "true"}),
             "preservePoolsOnDelete": True,
             "gateway": {
-                "port": 80,
+                "port": RGW_SERVICE_PORT,
                 "instances": 2,
                 "placement": _placement(spec, settings),
                 "priorityClassName": "system-cluster-critical",
@@ -291,6 +319,38 @@ def _object_stores(spec, settings):
         "ingress": {"enabled": False},
         "route": {"enabled": False},
     }]
+
+
+def _volume_snapshot_class(settings):
+    name = settings["volume_snapshot_class"]
+    if not name:
+        return {"enabled": False}
+    # The chart fills in the RBD driver, the cluster ID and the snapshotter secret.
+    return {"enabled": True, "name": name, "isDefault": True,
+            "deletionPolicy": settings["snapshot_deletion_policy"],
+            "annotations": {}, "labels": {}, "parameters": {}}
+
+
+def volume_snapshot_class(spec):
+    """Name of the block StorageClass's VolumeSnapshotClass, or None when Rook makes none."""
+    if not common.enabled(spec, "rook_ceph"):
+        return None
+    return spec["components"]["rook_ceph"]["volume_snapshot_class"]
+
+
+def object_store_enabled(spec):
+    return common.enabled(spec, "rook_ceph") and spec["components"]["rook_ceph"]["object_store"]
+
+
+def object_store_endpoint(spec):
+    """In-cluster S3 URL of the object store (Rook names its Service rook-ceph-rgw-<store>)."""
+    return "http://rook-ceph-rgw-%s.%s.svc:%d" % (OBJECT_STORE, spec["components"]["rook_ceph"]["namespace"],
+                                                  RGW_SERVICE_PORT)
+
+
+def rgw_labels():
+    """Labels Rook puts on every RGW pod of the object store."""
+    return {"app": "rook-ceph-rgw", "rook_object_store": OBJECT_STORE}
 
 
 def _storage(settings):
@@ -329,6 +389,7 @@ def cluster_values(spec, settings):
                     "affinity": common.node_affinity(spec, _storage_pool(settings))},
         "cephClusterSpec": cluster_spec,
         "cephBlockPools": _block_pools(settings),
+        "cephBlockPoolsVolumeSnapshotClass": _volume_snapshot_class(settings),
         "cephFileSystems": _filesystems(spec, settings),
         "cephObjectStores": _object_stores(spec, settings),
     })
@@ -344,6 +405,10 @@ def check(spec, settings, errors, path):
     common.check_fits_pool(spec, settings, errors, path + ".mgr_count", settings["mgr_count"], what="MGRs")
     common.check_fits_pool(spec, settings, errors, path + ".pool_size", settings["pool_size"],
                            what="copies of each Ceph pool (failure domain host)")
+    if settings["volume_snapshot_class"] and not common.enabled(spec, "snapshot_controller"):
+        errors.add(path + ".volume_snapshot_class", settings["volume_snapshot_class"],
+                   "a VolumeSnapshotClass needs the snapshot CRDs and controller: enable "
+                   "plinth_components.snapshot_controller, or set volume_snapshot_class: null")
 
 
 COMPONENT = Component(

@@ -284,8 +284,27 @@ def values(spec, settings):
         "csi": {"enabled": False},
     }
     if _monitoring(spec):
-        result["serverTelemetry"] = {"serviceMonitor": {"enabled": True}}
+        # The chart's prometheusRules renders nothing without rules of our own: it ships none.
+        result["serverTelemetry"] = {"serviceMonitor": _service_monitor(settings)}
     return result
+
+
+def _service_monitor(settings):
+    """The chart's ServiceMonitor, over every server rather than the active one alone.
+
+    Its default Service (vault-active) loses a server as soon as it seals, so vault_core_unsealed
+    would never read 0.  vault-internal lists every server, ready or not, and with unauthenticated
+    metrics each one answers /v1/sys/metrics for itself (standbys included, without forwarding).
+    The release label the chart adds by default is harmless: kube-prometheus-stack selects every
+    ServiceMonitor here.
+    """
+    monitor = {"enabled": True, "interval": "30s", "scrapeTimeout": "10s",
+               "matchLabels": {"vault-internal": "true"}}
+    if settings["tls_secret_name"]:
+        # Prometheus dials pod addresses: check the certificate against the name it is issued for.
+        monitor["tlsConfig"] = {"ca": {"secret": {"name": settings["tls_secret_name"], "key": CA_KEY}},
+                                "serverName": "%s.%s.svc" % (RELEASE, settings["namespace"])}
+    return monitor
 
 
 def _api_clients(spec, settings):

@@ -33,6 +33,10 @@ MINIMUM_VERSION = (1, 31)
 
 KUBE_PROXY_PHASE = "addon/kube-proxy"
 
+# kubeadm's etcd metrics port and kube-proxy's metrics port.
+ETCD_METRICS_PORT = 2381
+KUBE_PROXY_METRICS_PORT = 10249
+
 # Labels a kubelet may put on its own Node (the NodeRestriction admission plugin's
 # rule; the kubelet refuses to start with any other kubernetes.io / k8s.io label).
 KUBELET_LABELS = frozenset((
@@ -205,11 +209,56 @@ def _volume(name, path, read_only):
     }
 
 
+def control_plane_scraped(spec):
+    """True when Prometheus scrapes the control plane: monitoring and its control_plane_metrics are on."""
+    monitoring = spec["components"].get("monitoring") or {}
+    return bool(monitoring.get("enabled") and monitoring.get("control_plane_metrics"))
+
+
+def metrics_listen_address(spec, hosts):
+    """The wildcard address the metrics of ``hosts`` listen on: ``::`` when one of them is IPv6.
+
+    The ClusterConfiguration and the kube-proxy ConfigMap are shared (a joining
+    host reads them from the cluster), so they cannot name one host's address;
+    per-node kubeadm patches could, but they are files on every host that each
+    ``kubeadm upgrade`` must be handed again, and a host that missed them would
+    fall back silently.  A wildcard is safe enough for what listens there:
+    kube-controller-manager and kube-scheduler serve HTTPS and check every
+    request with the API server (authentication and authorization), and the
+    plain-HTTP listeners of etcd (2381) and kube-proxy (10249) serve metrics,
+    health and kube-proxy's own settings, never keys or cluster data.  Hosts
+    with an interface beyond the cluster network keep these ports closed there
+    with their firewall.  On Linux ``::`` takes IPv4 too.
+    """
+    for host in hosts:
+        address = _ip(spec["hosts"][host]["address"])
+        if address and ipaddress.ip_address(address).version == 6:
+            return "::"
+    return "0.0.0.0"
+
+
+def _control_plane_metrics(spec, opts):
+    """``(etcd metrics URLs, component bind address)``: the options, else what scraping needs.
+
+    Options set by the operator win; unset, kubeadm's loopback defaults stay
+    unless the control plane is scraped.
+    """
+    urls, bind = opts["etcd_listen_metrics_urls"], opts["component_bind_address"]
+    if control_plane_scraped(spec):
+        wildcard = metrics_listen_address(spec, spec["control_plane"]["hosts"])
+        if urls is None:
+            urls = "http://" + _host_port(wildcard, ETCD_METRICS_PORT)
+        if bind is None:
+            bind = wildcard
+    return urls, bind
+
+
 def cluster_configuration(spec, opts):
     endpoint = spec["control_plane_endpoint"]
+    metrics_urls, bind_address = _control_plane_metrics(spec, opts)
     local_etcd = {"dataDir": "/var/lib/etcd"}
-    if opts["etcd_listen_metrics_urls"]:
-        local_etcd["extraArgs"] = _args({"listen-metrics-urls": opts["etcd_listen_metrics_urls"]})
+    if metrics_urls:
+        local_etcd["extraArgs"] = _args({"listen-metrics-urls": metrics_urls})
     config = {
         "apiVersion": KUBEADM_API,
         "kind": "ClusterConfiguration",
@@ -225,8 +274,8 @@ def cluster_configuration(spec, opts):
         "apiServer": _api_server(spec, opts),
         "etcd": {"local": local_etcd},
     }
-    if opts["component_bind_address"] is not None:
-        component = {"extraArgs": _args({"bind-address": opts["component_bind_address"]})}
+    if bind_address is not None:
+        component = {"extraArgs": _args({"bind-address": bind_address})}
         config["controllerManager"] = component
         config["scheduler"] = dict(component)
     if kube_proxy_replaced(spec):
@@ -261,6 +310,10 @@ def kube_proxy_configuration(spec, opts):
     if not opts["kube_proxy_tune_conntrack"]:
         # Zero means "leave the kernel's value" to kube-proxy.
         config["conntrack"] = {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"}
+    if control_plane_scraped(spec):
+        # kube-proxy's own default is 127.0.0.1:10249, out of Prometheus' reach.
+        config["metricsBindAddress"] = _host_port(metrics_listen_address(spec, sorted(spec["hosts"])),
+                                                  KUBE_PROXY_METRICS_PORT)
     return config
 
 

@@ -121,10 +121,13 @@ OPTIONS = {
                                                      "kubelet_serving_certs role and the kubelet_csr_approver "
                                                      "component"),
     "etcd_listen_metrics_urls": s.Str(None, nullable=True, checks=[_metrics_urls],
-                                      doc="etcd's plain-HTTP metrics listener (kubeadm: http://127.0.0.1:2381)"),
+                                      doc="etcd's plain-HTTP metrics listener; unset: http://0.0.0.0:2381 "
+                                          "(http://[::]:2381 on IPv6) while monitoring scrapes the control "
+                                          "plane, else kubeadm's http://127.0.0.1:2381"),
     "component_bind_address": s.Str(None, nullable=True, checks=[_shared_address],
-                                    doc="bind address of kube-controller-manager and kube-scheduler "
-                                        "(kubeadm: 127.0.0.1); 0.0.0.0 lets Prometheus scrape them"),
+                                    doc="bind address of kube-controller-manager and kube-scheduler; "
+                                        "unset: 0.0.0.0 (:: on IPv6) while monitoring scrapes the control "
+                                        "plane, else kubeadm's 127.0.0.1"),
     "secrets_encryption": s.Bool(True, doc="encrypt Secrets at rest in etcd"),
     "encryption_provider": s.Str("secretbox", choices=tuple(sorted(ENCRYPTION_KEY_SIZES))),
     "encryption_resources": s.List(s.Str(checks=[_resource]), default=["secrets"]),

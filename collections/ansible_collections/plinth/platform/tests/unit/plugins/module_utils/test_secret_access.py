@@ -9,7 +9,8 @@ import yaml
 
 from ansible_collections.plinth.platform.plugins.filter import platform
 from ansible_collections.plinth.platform.plugins.module_utils import gitops
-from ansible_collections.plinth.platform.plugins.module_utils.secret_access import secret_access
+from ansible_collections.plinth.platform.plugins.module_utils.components import common, external_secrets
+from ansible_collections.plinth.platform.plugins.module_utils.secret_access import remote_keys, secret_access
 from ansible_collections.plinth.platform.plugins.module_utils.spec import build_spec
 
 from ansible_collections.plinth.platform.tests.unit.conftest import load_inventory
@@ -41,17 +42,33 @@ def _remote_keys(secrets):
     return set(item["remoteRef"]["key"] for _path, doc in secrets for item in doc["spec"]["data"])
 
 
+def _reading_vault(secrets):
+    """The ExternalSecrets that read Vault through their namespace's SecretStore, not a cloud ClusterSecretStore."""
+    return [(path, doc) for path, doc in secrets if doc["spec"]["secretStoreRef"]["kind"] == "SecretStore"]
+
+
 def test_every_external_secret_reads_through_the_store_of_its_own_namespace(example_env):
-    objects = _objects(build_spec(*load_inventory(example_env)))
+    """Vault through the namespace's own SecretStore, or a cloud store that admits the namespace."""
+    spec = build_spec(*load_inventory(example_env))
+    objects = _objects(spec)
     secrets = _of_kind(objects, "ExternalSecret")
     assert secrets
     stores = dict(((doc["metadata"]["namespace"], doc["metadata"]["name"]), doc)
                   for _path, doc in _of_kind(objects, "SecretStore"))
+    cluster_stores = dict((doc["metadata"]["name"], doc) for _path, doc in _of_kind(objects, "ClusterSecretStore"))
     for path, secret in secrets:
         ref = secret["spec"]["secretStoreRef"]
-        assert ref["kind"] == "SecretStore", path
-        assert (secret["metadata"]["namespace"], ref["name"]) in stores, path
-    assert not [path for path, doc in objects if doc["kind"] == "ClusterSecretStore"]
+        namespace = secret["metadata"]["namespace"]
+        if ref["kind"] == "ClusterSecretStore":
+            [condition] = cluster_stores[ref["name"]]["spec"]["conditions"]
+            assert namespace in condition["namespaces"], path
+        else:
+            assert ref["kind"] == "SecretStore", path
+            assert (namespace, ref["name"]) in stores, path
+    configured = set(store["name"] for store in spec["components"]["external_secrets"]["stores"])
+    assert set(cluster_stores) <= configured
+    for store in cluster_stores.values():
+        assert store["spec"]["conditions"][0]["namespaces"], store["metadata"]["name"]
 
 
 def _wave(doc):
@@ -73,9 +90,11 @@ def test_a_store_syncs_in_a_wave_before_every_external_secret_it_serves(example_
 
 
 def test_each_reading_namespace_has_one_store_and_one_reader(example_env):
+    """Every namespace that reads Vault, and none other: one that reads a cloud store alone gets neither."""
     spec = build_spec(*load_inventory(example_env))
     objects = _objects(spec)
-    reading = sorted(set(doc["metadata"]["namespace"] for _path, doc in _of_kind(objects, "ExternalSecret")))
+    reading = sorted(set(doc["metadata"]["namespace"]
+                         for _path, doc in _reading_vault(_of_kind(objects, "ExternalSecret"))))
     stores = _of_kind(objects, "SecretStore")
     assert sorted(doc["metadata"]["namespace"] for _path, doc in stores) == reading
     reader = spec["components"]["external_secrets"]["reader_service_account"]
@@ -93,8 +112,9 @@ def test_each_reading_namespace_has_one_store_and_one_reader(example_env):
 
 
 def test_secret_access_lists_exactly_the_paths_of_each_namespace(example_env):
+    """The Vault paths of each namespace; what is read from a cloud store is no business of Vault's."""
     spec = build_spec(*load_inventory(example_env))
-    secrets = _of_kind(_objects(spec), "ExternalSecret")
+    secrets = _reading_vault(_of_kind(_objects(spec), "ExternalSecret"))
     access = secret_access(spec)
     assert (access["kv_mount"], access["auth_mount"], access["service_account"]) == (
         "secret", "kubernetes", "vault-secrets-reader")
@@ -109,11 +129,13 @@ def test_secret_access_lists_exactly_the_paths_of_each_namespace(example_env):
 
 def test_secret_access_of_the_production_example(production):
     consumers = secret_access(build_spec(*production))["consumers"]
+    # The example's tunnel is locally managed (credentials file), Alertmanager has two receivers, and
+    # payment-service reads AWS Secrets Manager, so namespace payments is no Vault consumer.
     assert [(c["namespace"], c["paths"]) for c in consumers] == [
-        ("cloudflared", ["platform/cloudflared"]),
+        ("cloudflared", ["platform/cloudflared-credentials"]),
         ("kong", ["platform/kong/postgres"]),
-        ("monitoring", ["platform/monitoring/grafana"]),
-        ("payments", ["apps/payment-service/processor"]),
+        ("monitoring", ["platform/monitoring/grafana", "platform/monitoring/pagerduty",
+                        "platform/monitoring/slack"]),
         ("store", ["apps/store-api/db"]),
     ]
 
@@ -155,6 +177,9 @@ def test_a_shared_app_namespace_has_one_store_owned_by_its_first_reader(producti
     apps = variables["plinth_apps"]
     for app in apps:
         app["namespace"] = "shop"
+        for ref in (app.get("secrets") or {}).values():
+            ref.pop("store", None)  # every secret from Vault, through the namespace's one SecretStore
+            ref.pop("refresh", None)
     first_secrets = apps[0].pop("secrets")
     objects = _objects(build_spec(variables, groups, hostvars))
     # The first app reads nothing: the store goes with the ExternalSecrets of the second.
@@ -171,7 +196,10 @@ def test_a_shared_app_namespace_has_one_store_owned_by_its_first_reader(producti
 
 def test_components_sharing_a_namespace_share_one_store(production):
     variables, groups, hostvars = production
-    variables["plinth_components"]["cloudflared"]["namespace"] = "kong"
+    cloudflared = variables["plinth_components"]["cloudflared"]
+    for option in ("mode", "tunnel", "ingress"):
+        cloudflared.pop(option, None)  # a remotely managed tunnel: its token at platform/cloudflared
+    cloudflared["namespace"] = "kong"
     spec = build_spec(variables, groups, hostvars)
     objects = _objects(spec)
     assert [(_owner(p), d["metadata"]["namespace"]) for p, d in _of_kind(objects, "SecretStore")
@@ -211,3 +239,35 @@ def test_business_project_admits_the_store_and_its_reader(production):
     assert {"group": "external-secrets.io", "kind": "SecretStore"} in admitted
     assert {"group": "", "kind": "ServiceAccount"} in admitted
     assert {"group": "external-secrets.io", "kind": "ClusterSecretStore"} not in admitted
+
+
+def _with_aws_reader(monkeypatch, spec):
+    """The tree's raw manifests plus ExternalSecrets in namespace payments that read a ClusterSecretStore."""
+    real = gitops.raw_manifests
+    extra = [
+        common.external_secret(spec, "aws-only", "payments", {"key": ("prod/payments/aws", "key")}, store="aws-main"),
+        common.external_secret(spec, "aws-elsewhere", "aws-land", {"key": ("prod/land", "key")}, store="aws-main"),
+    ]
+    monkeypatch.setattr(gitops, "raw_manifests", lambda s: real(s) + extra)
+
+
+def test_secrets_read_from_a_cloud_store_are_not_in_vault_policies(production, monkeypatch):
+    spec = build_spec(*production)
+    before = secret_access(spec)
+    _with_aws_reader(monkeypatch, spec)
+    after = secret_access(spec)
+    assert after == before
+    paths = [p for consumer in after["consumers"] for p in consumer["paths"]]
+    assert "prod/payments/aws" not in paths
+    assert "aws-land" not in [consumer["namespace"] for consumer in after["consumers"]]
+
+
+def test_remote_keys_and_vault_reading():
+    vault_reader = {"spec": {"secretStoreRef": {"kind": "SecretStore", "name": "vault"},
+                             "data": [{"remoteRef": {"key": "a/b", "property": "x"}}],
+                             "dataFrom": [{"extract": {"key": "c/d"}}]}}
+    assert remote_keys(vault_reader) == {"a/b", "c/d"}
+    assert external_secrets.reads_vault(vault_reader)
+    assert external_secrets.reads_vault({"spec": {"secretStoreRef": {"name": "vault"}}})
+    assert not external_secrets.reads_vault({"spec": {"secretStoreRef": {"kind": "ClusterSecretStore",
+                                                                         "name": "aws-main"}}})

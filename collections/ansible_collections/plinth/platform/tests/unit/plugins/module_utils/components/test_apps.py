@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from ansible_collections.plinth.platform.plugins.module_utils.components import apps
-from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import build
+from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
+    build, find, network_policy, of_kind, spec_errors)
 
 __metaclass__ = type
 
@@ -91,3 +92,82 @@ def test_app_values_are_merged_last(production):
     assert values["securityContext"]["runAsUser"] == 20000
     assert values["securityContext"]["readOnlyRootFilesystem"] is True
     assert values["extra"] == [1]
+
+
+# --- metrics ---------------------------------------------------------------------------
+
+def app_manifests(inventory, index=0, **components):
+    spec = build(inventory, **components)
+    return apps.manifests(spec, spec["apps"][index], True)
+
+
+def with_metrics(inventory, **metrics):
+    inventory[0]["plinth_apps"][0]["metrics"] = metrics
+    return inventory
+
+
+def test_no_metrics_no_service_or_monitor(production):
+    production[0]["plinth_apps"][0].pop("metrics", None)
+    docs = app_manifests(production)
+    assert not of_kind(docs, "Service") and not of_kind(docs, "ServiceMonitor")
+
+
+def test_metrics_get_a_service_and_a_monitor_of_their_own(production):
+    docs = app_manifests(with_metrics(production, port=9090))
+    service = find(docs, "Service", "store-api-metrics")
+    assert service["metadata"]["namespace"] == "store"
+    assert service["spec"]["selector"] == {"app.kubernetes.io/instance": "store-api"}
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": 9090, "protocol": "TCP"}]
+    monitor = find(docs, "ServiceMonitor", "store-api-metrics")["spec"]
+    assert all(service["metadata"]["labels"][k] == v for k, v in monitor["selector"]["matchLabels"].items())
+    assert monitor["selector"]["matchLabels"]["app.kubernetes.io/component"] == "metrics"
+    assert monitor["namespaceSelector"] == {"matchNames": ["store"]}
+    assert monitor["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+
+
+def test_metrics_path_and_interval_are_options(production):
+    docs = app_manifests(with_metrics(production, port=9090, path="/internal/metrics", interval="1m"))
+    endpoint = find(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert (endpoint["path"], endpoint["interval"]) == ("/internal/metrics", "1m")
+
+
+def test_prometheus_is_let_in_on_a_separate_metrics_port(production):
+    docs = app_manifests(with_metrics(production, port=9090))
+    rules = network_policy(docs, "store-api-ingress")["ingress"]
+    assert rules[0]["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert rules[1] == {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                        "ports": [{"protocol": "TCP", "port": 9090}]}
+
+
+def test_metrics_on_the_apps_own_port_need_no_further_rule(production):
+    docs = app_manifests(with_metrics(production, port=8080))
+    rules = network_policy(docs, "store-api-ingress")["ingress"]
+    assert len(rules) == 1 and rules[0]["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert find(docs, "Service", "store-api-metrics")["spec"]["ports"][0]["port"] == 8080
+
+
+def test_metrics_are_ignored_without_monitoring(production):
+    docs = app_manifests(with_metrics(production, port=9090), monitoring={"enabled": False})
+    assert not of_kind(docs, "Service") and not of_kind(docs, "ServiceMonitor")
+    assert "9090" not in str(docs)
+
+
+@pytest.mark.parametrize("metrics, rule", [
+    ({"port": 0}, "must be at least 1"),
+    ({"port": 70000}, "must be at most 65535"),
+    ({"port": 9090, "interval": "often"}, "positive duration"),
+    ({"path": "/metrics"}, "is required"),
+])
+def test_bad_metrics_are_named(production, metrics, rule):
+    errors = spec_errors(with_metrics(production, **metrics))
+    assert any(e.startswith("plinth_apps[0].metrics.") and rule in e for e in errors), errors
+
+
+@pytest.mark.parametrize("path, rule", [
+    ("metrics", "starting with /"),
+    ("/metrics?format=text", "plain path"),
+])
+def test_metrics_path_must_be_a_plain_http_path(production, path, rule):
+    errors = spec_errors(with_metrics(production, port=9090, path=path))
+    assert len(errors) == 1 and errors[0].startswith("plinth_apps[0].metrics.path: got %r" % path)
+    assert rule in errors[0]

@@ -161,7 +161,8 @@ def test_monitoring_enables_metrics_services_and_separate_service_monitors(produ
     assert "drop" in values["hubble"]["metrics"]["enabled"]
     monitors = manifests_of(build(production), "cilium")
     assert [(m["kind"], m["metadata"]["name"]) for m in monitors] == [
-        ("ServiceMonitor", "cilium-agent"), ("ServiceMonitor", "cilium-operator"), ("ServiceMonitor", "hubble")]
+        ("ServiceMonitor", "cilium-agent"), ("ServiceMonitor", "cilium-operator"),
+        ("ServiceMonitor", "cilium-envoy"), ("ServiceMonitor", "hubble"), ("ServiceMonitor", "hubble-relay")]
     for monitor in monitors:
         assert monitor["metadata"]["namespace"] == "kube-system"
         assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["kube-system"]}
@@ -187,7 +188,20 @@ def test_without_monitoring_no_metrics_and_no_service_monitors(production):
 
 def test_without_hubble_no_hubble_service_monitor(production):
     monitors = manifests_of(build(production, cilium={"hubble": False}), "cilium")
-    assert [m["metadata"]["name"] for m in monitors] == ["cilium-agent", "cilium-operator"]
+    assert [m["metadata"]["name"] for m in monitors] == ["cilium-agent", "cilium-operator", "cilium-envoy"]
+
+
+def test_envoy_and_hubble_relay_serve_metrics_for_their_monitors(production):
+    values = _values(production)
+    assert values["envoy"] == {"prometheus": {"enabled": True, "serviceMonitor": {"enabled": False}}}
+    assert values["hubble"]["relay"]["prometheus"] == {"enabled": True, "serviceMonitor": {"enabled": False}}
+    monitors = dict((m["metadata"]["name"], m["spec"]) for m in manifests_of(build(production), "cilium"))
+    assert monitors["cilium-envoy"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "cilium-envoy"}}
+    assert monitors["cilium-envoy"]["endpoints"][0]["port"] == "envoy-metrics"
+    assert monitors["hubble-relay"]["selector"] == {"matchLabels": {"k8s-app": "hubble-relay"}}
+    assert monitors["hubble-relay"]["endpoints"][0]["port"] == "metrics"
+    values = values_of(build(production, monitoring={"enabled": False}), "cilium")
+    assert "envoy" not in values and "prometheus" not in values["hubble"]["relay"]
 
 
 # --- cross-checks ------------------------------------------------------------------

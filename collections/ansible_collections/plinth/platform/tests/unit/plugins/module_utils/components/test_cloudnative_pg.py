@@ -8,7 +8,7 @@ from __future__ import absolute_import, annotations, division, print_function
 from ansible_collections.plinth.platform.plugins.module_utils import gitops
 from ansible_collections.plinth.platform.plugins.module_utils.components import cloudnative_pg
 from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
-    build, check_errors, manifests_of, spec_errors, values_of)
+    build, check_errors, find, manifests_of, names_of, network_policy, of_kind, spec_errors, values_of)
 
 __metaclass__ = type
 
@@ -51,8 +51,7 @@ def test_operator_follows_its_pool(production):
 
 def test_pod_disruption_budget_for_the_operator(production):
     _values, docs = _render(production)
-    [pdb] = docs
-    assert pdb["kind"] == "PodDisruptionBudget"
+    [pdb] = of_kind(docs, "PodDisruptionBudget")
     assert pdb["metadata"]["namespace"] == "cnpg-system"
     assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": SELECTOR}}
 
@@ -60,7 +59,54 @@ def test_pod_disruption_budget_for_the_operator(production):
 def test_single_replica_has_no_budget(production):
     values, docs = _render(production, replicas=1)
     assert values["replicaCount"] == 1
-    assert docs == []
+    assert of_kind(docs, "PodDisruptionBudget") == []
+
+
+# --- network policies -------------------------------------------------------------
+
+def test_namespace_denies_all_but_what_the_operator_needs(production):
+    _values, docs = _render(production)
+    assert names_of(docs, "NetworkPolicy") == [
+        "allow-apiserver", "allow-dns", "allow-metrics", "allow-to-instances", "allow-webhook", "default-deny"]
+    assert all(d["metadata"]["namespace"] == "cnpg-system" for d in of_kind(docs, "NetworkPolicy"))
+    assert network_policy(docs, "default-deny") == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
+def test_webhooks_are_open_to_the_host_network_on_their_port_only(production):
+    _values, docs = _render(production)
+    [rule] = network_policy(docs, "allow-webhook")["ingress"]
+    assert "from" not in rule
+    assert rule["ports"] == [{"protocol": "TCP", "port": 9443}]
+
+
+def test_operator_reaches_the_instances_of_kong_s_cluster(production):
+    _values, docs = _render(production)
+    policy = network_policy(docs, "allow-to-instances")
+    assert policy["podSelector"] == {"matchLabels": SELECTOR}
+    [rule] = policy["egress"]
+    assert rule["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kong"}}}]
+    assert [p["port"] for p in rule["ports"]] == [8000, 5432]
+
+
+def test_no_instance_egress_without_an_in_cluster_database(production):
+    spec = build(production, kong={"database": {"mode": "external", "host": "192.0.2.50"}})
+    assert "allow-to-instances" not in names_of(manifests_of(spec, "cloudnative_pg"), "NetworkPolicy")
+
+
+def test_prometheus_reaches_the_operator_metrics(production):
+    _values, docs = _render(production)
+    [rule] = network_policy(docs, "allow-metrics")["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    docs = manifests_of(build(production, monitoring={"enabled": False}), "cloudnative_pg")
+    assert "allow-metrics" not in names_of(docs, "NetworkPolicy")
+
+
+def test_api_server_egress_names_the_control_plane(production):
+    _values, docs = _render(production)
+    [rule] = network_policy(docs, "allow-apiserver")["egress"]
+    assert {"ipBlock": {"cidr": "192.0.2.11/32"}} in rule["to"]
+    assert find(docs, "NetworkPolicy", "allow-dns")["spec"]["egress"][0]["ports"][0]["port"] == 53
 
 
 def test_pod_monitor_only_with_monitoring(production):
@@ -68,6 +114,16 @@ def test_pod_monitor_only_with_monitoring(production):
     assert values["monitoring"]["podMonitorEnabled"] is True
     values = values_of(build(production, monitoring={"enabled": False}), "cloudnative_pg")
     assert values["monitoring"]["podMonitorEnabled"] is False
+
+
+def test_chart_dashboard_only_with_grafana(production):
+    values, _docs = _render(production)
+    assert values["monitoring"]["grafanaDashboard"] == {
+        "create": True, "sidecarLabel": "grafana_dashboard", "sidecarLabelValue": "1"}
+    values = values_of(build(production, monitoring={"grafana": {"enabled": False}}), "cloudnative_pg")
+    assert values["monitoring"]["grafanaDashboard"] == {"create": False}
+    values = values_of(build(production, monitoring={"enabled": False}), "cloudnative_pg")
+    assert values["monitoring"]["grafanaDashboard"] == {"create": False}
 
 
 def test_argo_cd_settings():

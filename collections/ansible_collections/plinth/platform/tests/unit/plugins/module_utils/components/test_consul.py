@@ -12,7 +12,8 @@ import yaml
 
 from ansible_collections.plinth.platform.plugins.module_utils.components import consul, vault
 from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
-    DEDICATED, build, check_errors, find, manifests_of, network_policy, spec_errors, taint_workers, values_of)
+    DEDICATED, build, check_errors, find, manifests_of, names_of, network_policy, of_kind, options, spec_errors,
+    taint_workers, values_of)
 
 __metaclass__ = type
 
@@ -101,7 +102,8 @@ def test_single_server_has_no_disruption_budget(production):
 
 def test_ui_is_an_explicit_choice(production):
     values = values_of(build(production, consul={"ui": True}), "consul")
-    assert values["ui"] == {"enabled": True, "service": {"enabled": True, "type": "ClusterIP"}}
+    assert values["ui"] == {"enabled": True, "service": {"enabled": True, "type": "ClusterIP"},
+                            "metrics": {"enabled": False}}
 
 
 def test_more_servers_than_workers_is_rejected(production):
@@ -155,8 +157,9 @@ def test_gossip_key_from_vault_needs_external_secrets(production):
 
 
 def test_no_secret_is_written_by_default(production):
+    options(production, "consul").pop("snapshot", None)
     kinds = set(d["kind"] for d in manifests_of(build(production), "consul"))
-    assert kinds == {"NetworkPolicy"}
+    assert kinds == {"NetworkPolicy", "PodMonitor"}
 
 
 def test_network_policies_deny_by_default_and_allow_dns(production):
@@ -215,3 +218,197 @@ def test_generated_documents_share_no_objects(production):
 
 def test_json_text_values_are_deterministic(values):
     assert values["server"]["nodeSelector"] == json.dumps({"node.role": "worker"}, sort_keys=True)
+
+
+# --- metrics ----------------------------------------------------------------------------
+
+PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+              "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+
+
+def without_monitoring(spec):
+    spec["components"]["monitoring"]["enabled"] = False
+    return spec
+
+
+def test_servers_serve_prometheus_metrics_with_monitoring(values):
+    # The chart renders telemetry.prometheus_retention_time only with both switches on.
+    assert values["global"]["metrics"] == {"enabled": True, "enableAgentMetrics": True,
+                                           "agentMetricsRetentionTime": "1m", "disableAgentHostName": True}
+
+
+def test_pod_monitor_scrapes_the_servers_http_port(production):
+    monitor = find(manifests_of(build(production), "consul"), "PodMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == "consul"
+    assert monitor["spec"]["selector"] == {"matchLabels": SERVER}
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "http"
+    assert endpoint["path"] == "/v1/agent/metrics"
+    assert endpoint["params"] == {"format": ["prometheus"]}
+    assert "authorization" not in endpoint
+
+
+def test_pod_monitor_sends_a_token_from_a_secret_with_acls(production):
+    spec = build(production, consul={"acls": True, "metrics_token_secret_name": "prom-consul"})
+    [endpoint] = find(manifests_of(spec, "consul"), "PodMonitor")["spec"]["podMetricsEndpoints"]
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": {"name": "prom-consul", "key": "token"}}
+
+
+def test_prometheus_reaches_only_the_servers_http_port(production):
+    policy = network_policy(manifests_of(build(production), "consul"), "allow-prometheus")
+    assert policy["podSelector"] == {"matchLabels": SERVER}
+    assert policy["ingress"] == [{"from": [PROMETHEUS], "ports": [{"protocol": "TCP", "port": 8500}]}]
+
+
+def test_prometheus_policy_follows_the_monitoring_namespace(production):
+    policy = network_policy(manifests_of(build(production, monitoring={"namespace": "observability"}), "consul"),
+                            "allow-prometheus")
+    [rule] = policy["ingress"]
+    assert rule["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "observability"}
+
+
+def test_no_metrics_without_monitoring(production):
+    spec = without_monitoring(build(production))
+    assert values_of(spec, "consul")["global"]["metrics"] == {"enabled": False}
+    docs = manifests_of(spec, "consul")
+    assert not of_kind(docs, "PodMonitor")
+    assert "allow-prometheus" not in names_of(docs, "NetworkPolicy")
+
+
+# --- snapshots --------------------------------------------------------------------------
+
+SNAPSHOT = {"enabled": True, "schedule": "30 3 * * *", "retention": 5}
+
+
+@pytest.fixture
+def snapshot(production):
+    spec = build(production, consul={"snapshot": dict(SNAPSHOT)})
+    return manifests_of(spec, "consul")
+
+
+def pod_of(docs):
+    return find(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]
+
+
+def test_no_snapshot_by_default(production):
+    options(production, "consul").pop("snapshot", None)
+    assert build(production)["components"]["consul"]["snapshot"] == {
+        "enabled": False, "schedule": "0 2 * * *", "retention": 7, "storage": "5Gi", "storage_class": None,
+        "image": None, "token_secret_name": None}
+    docs = manifests_of(build(production), "consul")
+    assert not of_kind(docs, "CronJob") and not of_kind(docs, "PersistentVolumeClaim")
+
+
+def test_snapshot_cron_job_runs_one_at_a_time_on_schedule(snapshot):
+    cron = find(snapshot, "CronJob", "consul-snapshot")
+    assert cron["metadata"]["namespace"] == "consul"
+    spec = cron["spec"]
+    assert spec["schedule"] == "30 3 * * *"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["successfulJobsHistoryLimit"] == 3
+    assert spec["failedJobsHistoryLimit"] == 3
+
+
+def test_snapshot_volume_is_on_ceph_and_never_pruned(snapshot):
+    claim = find(snapshot, "PersistentVolumeClaim", "consul-snapshots")
+    assert claim["spec"]["storageClassName"] == "rook-ceph-block"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert claim["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false"
+    [volume] = [v for v in pod_of(snapshot)["spec"]["volumes"] if v["name"] == "snapshots"]
+    assert volume["persistentVolumeClaim"]["claimName"] == "consul-snapshots"
+
+
+def test_snapshot_storage_class_override(production):
+    docs = manifests_of(build(production, consul={"snapshot": dict(SNAPSHOT, storage_class="cephfs")}), "consul")
+    assert find(docs, "PersistentVolumeClaim")["spec"]["storageClassName"] == "cephfs"
+
+
+def test_snapshot_saves_to_the_servers_and_keeps_the_newest(snapshot):
+    [container] = pod_of(snapshot)["spec"]["containers"]
+    assert container["image"] == consul.CHART_IMAGE == "hashicorp/consul:2.0.3"
+    script = container["command"][-1]
+    assert 'consul snapshot save "$file.partial"' in script
+    assert "tail -n +6" in script
+    env = dict((e["name"], e.get("value")) for e in container["env"])
+    assert env["CONSUL_HTTP_ADDR"] == "http://consul-server.consul.svc:8500"
+    assert "CONSUL_HTTP_TOKEN" not in env
+
+
+def test_snapshot_image_override(production):
+    docs = manifests_of(build(production, consul={"snapshot": dict(SNAPSHOT, image="mirror.example/consul:2.0.3")}),
+                        "consul")
+    assert pod_of(docs)["spec"]["containers"][0]["image"] == "mirror.example/consul:2.0.3"
+
+
+def test_snapshot_pod_meets_the_restricted_level(snapshot):
+    assert consul.COMPONENT.pod_security == "restricted"
+    pod = pod_of(snapshot)["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    [container] = pod["containers"]
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["readOnlyRootFilesystem"] is True
+    mounts = dict((m["mountPath"], m["name"]) for m in container["volumeMounts"])
+    assert mounts["/tmp"] == "tmp"
+    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
+
+
+def test_snapshot_pod_is_placed_on_the_pool(production):
+    spec = build(taint_workers(production), consul={"gossip_encryption": "none", "snapshot": dict(SNAPSHOT)})
+    pod = pod_of(manifests_of(spec, "consul"))["spec"]
+    assert pod["nodeSelector"] == {"node.role": "worker"}
+    assert pod["tolerations"] == [dict(DEDICATED, operator="Equal")]
+
+
+def test_snapshot_token_is_the_bootstrap_secret_with_acls(production):
+    spec = build(production, consul={"acls": True, "snapshot": dict(SNAPSHOT)})
+    [container] = pod_of(manifests_of(spec, "consul"))["spec"]["containers"]
+    [token] = [e for e in container["env"] if e["name"] == "CONSUL_HTTP_TOKEN"]
+    assert token["valueFrom"] == {"secretKeyRef": {"name": "consul-bootstrap-acl-token", "key": "token"}}
+
+
+def test_snapshot_token_secret_override(production):
+    spec = build(production, consul={"acls": True, "snapshot": dict(SNAPSHOT, token_secret_name="consul-backup")})
+    [container] = pod_of(manifests_of(spec, "consul"))["spec"]["containers"]
+    [token] = [e for e in container["env"] if e["name"] == "CONSUL_HTTP_TOKEN"]
+    assert token["valueFrom"]["secretKeyRef"]["name"] == "consul-backup"
+
+
+def test_snapshot_pods_reach_the_servers_http_port(snapshot):
+    # Both policies select every pod of the namespace, the snapshot pods included.
+    local = network_policy(snapshot, "allow-local-http")
+    assert local["podSelector"] == {}
+    [egress] = local["egress"]
+    assert egress["ports"] == [{"protocol": "TCP", "port": 8500}]
+    assert egress["to"][0]["podSelector"] == {"matchLabels": SERVER}
+    ingress = network_policy(snapshot, "allow-server-cluster")["ingress"]
+    assert {"from": [{"podSelector": {}}], "ports": [{"protocol": "TCP", "port": 8500}]} in ingress
+    # ...and no policy lets them reach the Kubernetes API.
+    labels = pod_of(snapshot)["metadata"]["labels"]
+    assert "component" not in labels
+
+
+@pytest.mark.parametrize("schedule", ["0 2 * * *", "*/30 * * * 1-5", "@daily"])
+def test_cron_schedules_are_accepted(production, schedule):
+    spec = build(production, consul={"snapshot": dict(SNAPSHOT, schedule=schedule)})
+    assert find(manifests_of(spec, "consul"), "CronJob")["spec"]["schedule"] == schedule
+
+
+def test_bad_schedule_is_rejected(production):
+    assert spec_errors(production, consul={"snapshot": dict(SNAPSHOT, schedule="daily")}) == [
+        "plinth_components.consul.snapshot.schedule: got 'daily'; must be a cron schedule: five fields "
+        "(minute hour day month weekday) or @daily, @hourly..."]
+
+
+def test_retention_of_zero_is_rejected(production):
+    [error] = spec_errors(production, consul={"snapshot": dict(SNAPSHOT, retention=0)})
+    assert error.startswith("plinth_components.consul.snapshot.retention: got 0;")
+
+
+def test_snapshot_documents_share_no_objects(production):
+    spec = build(taint_workers(production), consul={"gossip_encryption": "none", "acls": True,
+                                                    "snapshot": dict(SNAPSHOT)})
+    assert "&id" not in yaml.safe_dump_all(manifests_of(spec, "consul"))

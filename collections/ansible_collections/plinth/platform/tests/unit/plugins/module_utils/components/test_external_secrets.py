@@ -5,13 +5,15 @@
 
 from __future__ import absolute_import, annotations, division, print_function
 
+import copy
+
 import pytest
 import yaml
 
 from ansible_collections.plinth.platform.plugins.module_utils import gitops
 from ansible_collections.plinth.platform.plugins.module_utils.components import common, external_secrets
 from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
-    DEDICATED, build, check_errors, manifests_of, network_policy, spec_errors, taint_workers, values_of)
+    DEDICATED, build, check_errors, manifests_of, network_policy, options, spec_errors, taint_workers, values_of)
 
 __metaclass__ = type
 
@@ -129,7 +131,7 @@ def test_secret_access_objects_sync_before_the_external_secrets(production):
 
 
 def test_no_cluster_secret_store(production):
-    docs = manifests_of(build(production), "external_secrets")
+    docs = manifests_of(build(_vault_only(production)), "external_secrets")
     assert [d["kind"] for d in docs] == ["NetworkPolicy"] * len(docs)
 
 
@@ -239,3 +241,147 @@ def test_no_secret_values_and_no_shared_objects(production):
     docs = manifests_of(spec, "external_secrets")
     assert "Secret" not in [d["kind"] for d in docs]
     assert "&id" not in yaml.safe_dump_all(docs) + yaml.safe_dump(values_of(spec, "external_secrets"))
+
+
+# --- refresh intervals ---------------------------------------------------------------------
+
+def test_refresh_interval_is_every_external_secrets_default(production):
+    production[0]["plinth_apps"][1]["secrets"]["payment-service-keys"].pop("refresh", None)
+    assert build(copy.deepcopy(production))["components"]["external_secrets"]["refresh_interval"] == "1h"
+    spec = build(production, external_secrets={"refresh_interval": "30m"})
+    secrets = [d for d in gitops.raw_manifests(spec) if d["kind"] == "ExternalSecret"]
+    assert secrets
+    assert {d["spec"]["refreshInterval"] for d in secrets} == {"30m"}
+
+
+def test_an_explicit_refresh_wins(production):
+    spec = build(production, external_secrets={"refresh_interval": "30m"})
+    secret = common.external_secret(spec, "db", "shop", {"password": ("apps/shop/db", "password")}, refresh="5m")
+    assert secret["spec"]["refreshInterval"] == "5m"
+
+
+@pytest.mark.parametrize("bad", ["1d", "0s", "soon", "1.5h", ""])
+def test_refresh_interval_must_be_a_go_duration(production, bad):
+    errors = spec_errors(production, external_secrets={"refresh_interval": bad})
+    assert ("plinth_components.external_secrets.refresh_interval: got %r; must be a positive duration in h, m, s "
+            "or ms, like 1h, 30m or 1h30m (no d or w)" % bad) in errors
+
+
+def test_app_secret_refresh_is_checked(production):
+    production[0]["plinth_apps"][0]["secrets"]["store-api-db"]["refresh"] = "2d"
+    errors = spec_errors(production)
+    assert ("plinth_apps[0].secrets.store-api-db.refresh: got '2d'; must be a positive duration in h, m, s or ms, "
+            "like 1h, 30m or 1h30m (no d or w)") in errors
+
+
+# --- AWS stores ----------------------------------------------------------------------------
+
+AWS_KEYS = {"name": "aws-main", "provider": "aws", "region": "eu-central-1", "auth": {"secret_name": "aws-keys"}}
+AWS_JWT = {"name": "aws-params", "provider": "aws", "region": "us-east-1", "service": "ParameterStore",
+           "role": "arn:aws:iam::123456789012:role/plinth-secrets", "auth": {"service_account": "aws-reader"}}
+
+
+def _vault_only(production):
+    """The inventory with no ClusterSecretStore: no stores, and payment-service's key read from Vault."""
+    options(production, "external_secrets").pop("stores", None)
+    production[0]["plinth_apps"][1]["secrets"]["payment-service-keys"].pop("store", None)
+    return production
+
+
+def _with_store(production, store="aws-main", app=1):
+    production[0]["plinth_apps"][app]["secrets"]["payment-service-keys"]["store"] = store
+    return production
+
+
+def _stores(spec):
+    return dict((d["metadata"]["name"], d) for d in manifests_of(spec, "external_secrets")
+                if d["kind"] == "ClusterSecretStore")
+
+
+def test_an_aws_store_reads_keys_from_a_secret_made_out_of_band(production):
+    spec = build(_with_store(production), external_secrets={"stores": [AWS_KEYS]})
+    store = _stores(spec)["aws-main"]
+    assert store["apiVersion"] == "external-secrets.io/v1"
+    assert store["metadata"]["annotations"] == {"argocd.argoproj.io/sync-wave": "1",
+                                                "argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"}
+    assert "namespace" not in store["metadata"]
+    assert store["spec"] == {
+        "conditions": [{"namespaces": ["payments"]}],
+        "provider": {"aws": {
+            "service": "SecretsManager", "region": "eu-central-1",
+            "auth": {"secretRef": {
+                "accessKeyIDSecretRef": {"name": "aws-keys", "namespace": "external-secrets", "key": "access-key-id"},
+                "secretAccessKeySecretRef": {"name": "aws-keys", "namespace": "external-secrets",
+                                             "key": "secret-access-key"},
+            }},
+        }},
+    }
+
+
+def test_an_aws_store_may_log_in_with_a_service_account_and_assume_a_role(production):
+    spec = build(_vault_only(production),
+                 external_secrets={"stores": [dict(AWS_JWT, namespaces=["billing", "analytics"])]})
+    provider = _stores(spec)["aws-params"]["spec"]["provider"]["aws"]
+    assert provider["service"] == "ParameterStore"
+    assert provider["role"] == "arn:aws:iam::123456789012:role/plinth-secrets"
+    assert provider["auth"] == {"jwt": {"serviceAccountRef": {"name": "aws-reader", "namespace": "external-secrets"}}}
+    assert _stores(spec)["aws-params"]["spec"]["conditions"] == [{"namespaces": ["analytics", "billing"]}]
+
+
+def test_a_store_no_namespace_reads_is_not_rendered(production):
+    assert _stores(build(_vault_only(production), external_secrets={"stores": [AWS_KEYS]})) == {}
+
+
+def test_stores_open_egress_to_the_internet_on_443_only(production):
+    _vault_only(production)
+    plain = manifests_of(build(copy.deepcopy(production)), "external_secrets")
+    assert "allow-aws" not in [d["metadata"]["name"] for d in plain]
+    docs = manifests_of(build(production, external_secrets={"stores": [AWS_KEYS]}), "external_secrets")
+    rule = network_policy(docs, "allow-aws")["egress"][0]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 443}]
+    assert rule["to"][0]["ipBlock"]["cidr"] == "0.0.0.0/0"
+    assert "10.0.0.0/8" in rule["to"][0]["ipBlock"]["except"]
+
+
+def test_an_external_secret_may_read_a_cluster_store(production):
+    spec = build(production)
+    secret = common.external_secret(spec, "keys", "payments", {"api-key": ("prod/payments", "api-key")},
+                                    store="aws-main")
+    assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "aws-main"}
+    assert not external_secrets.reads_vault(secret)
+    assert external_secrets.reads_vault(common.external_secret(spec, "k", "payments", {}))
+
+
+def test_store_credentials_cannot_be_inline(production):
+    store = dict(AWS_KEYS, auth={"secret_name": "aws-keys", "access_key_id": "AKIAEXAMPLE"})
+    errors = spec_errors(production, external_secrets={"stores": [store]})
+    assert any(e.startswith("plinth_components.external_secrets.stores[0].auth.access_key_id: unknown key")
+               for e in errors), errors
+    assert not any("AKIAEXAMPLE" in e for e in errors)
+
+
+@pytest.mark.parametrize("auth", [{}, {"secret_name": "aws-keys", "service_account": "aws-reader"}])
+def test_store_needs_exactly_one_way_to_authenticate(production, auth):
+    errors = spec_errors(production, external_secrets={"stores": [dict(AWS_KEYS, auth=auth)]})
+    assert any(e.startswith("plinth_components.external_secrets.stores[0].auth: got ") and
+               "set exactly one of secret_name" in e for e in errors), errors
+
+
+def test_store_fields_are_checked(production):
+    store = dict(AWS_JWT, provider="gcp", region="Frankfurt", service="Vault", role="admin")
+    errors = spec_errors(production, external_secrets={"stores": [store, dict(AWS_JWT)]})
+    assert "plinth_components.external_secrets.stores[0].provider: got 'gcp'; must be one of 'aws'" in errors
+    assert ("plinth_components.external_secrets.stores[0].region: got 'Frankfurt'; must be an AWS region like "
+            "eu-central-1") in errors
+    assert ("plinth_components.external_secrets.stores[0].service: got 'Vault'; must be one of 'SecretsManager', "
+            "'ParameterStore'") in errors
+    assert ("plinth_components.external_secrets.stores[0].role: got 'admin'; must be an IAM role ARN like "
+            "arn:aws:iam::123456789012:role/plinth-secrets") in errors
+    assert ("plinth_components.external_secrets.stores[1].name: got 'aws-params'; store names must be unique "
+            "(also used by plinth_components.external_secrets.stores[0])") in errors
+
+
+def test_app_secret_must_name_a_known_store(production):
+    errors = spec_errors(_with_store(production, "aws-typo"), external_secrets={"stores": [AWS_KEYS]})
+    assert ("plinth_apps[1].secrets.payment-service-keys.store: got 'aws-typo'; no such store in "
+            "plinth_components.external_secrets.stores (known: aws-main); leave it out to read Vault") in errors

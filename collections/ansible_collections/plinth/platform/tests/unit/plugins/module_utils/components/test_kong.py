@@ -5,8 +5,16 @@
 
 from __future__ import absolute_import, annotations, division, print_function
 
+import copy
+import datetime
+import json
+import os
+import shutil
+import subprocess
+
 import pytest
 
+from ansible_collections.plinth.platform.plugins.module_utils.components import cnpg_backup
 from ansible_collections.plinth.platform.tests.unit.conftest import load_inventory
 from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
     build, find, manifests_of, of_kind, options, spec_errors, strings, values_of)
@@ -192,6 +200,7 @@ def test_postgres_cluster_options(production):
 
 
 def test_storage_class_falls_back_to_the_cluster_default_without_rook(production):
+    options(production, "logging").clear()  # Loki needs a StorageClass without Rook
     cluster = find(manifests_of(build(production, rook_ceph={"enabled": False}), "kong"), "Cluster")
     assert "storageClass" not in cluster["spec"]["storage"]
 
@@ -414,3 +423,216 @@ def test_a_password_in_the_inventory_is_refused(production):
     errors = spec_errors(production)
     assert any(e.startswith("plinth_components.kong.database.password: got '<redacted>'; secret-key") for e in errors)
     assert not any("hunter2" in e for e in errors)
+
+
+# --- database backups -------------------------------------------------------------------
+
+def _backup_docs(inventory, backup=None, database=None, **components):
+    """Kong's manifests for a copy of ``inventory`` (left untouched) with these backup settings."""
+    kong = {"database": dict({"mode": "cloudnative-pg", "backup": backup or {}}, **(database or {}))}
+    return manifests_of(build(copy.deepcopy(inventory), kong=kong, **components), "kong")
+
+
+def _wave(doc):
+    return doc["metadata"]["annotations"][WAVE]
+
+
+def test_volume_snapshot_backups_by_default_on_rook_block_storage(production):
+    docs = _backup_docs(production)
+    assert find(docs, "Cluster")["spec"]["backup"] == {
+        "volumeSnapshot": {"className": "ceph-block", "snapshotOwnerReference": "backup"}}
+    scheduled = find(docs, "ScheduledBackup", "kong-postgres")
+    assert scheduled["metadata"]["namespace"] == "kong"
+    assert scheduled["spec"] == {"schedule": "0 0 3 * * *", "cluster": {"name": "kong-postgres"},
+                                 "method": "volumeSnapshot", "immediate": True, "backupOwnerReference": "none"}
+    assert _wave(scheduled) == "1" and _wave(find(docs, "Cluster")) == "-1"
+    assert not of_kind(docs, "ObjectBucketClaim")
+
+
+def test_volume_snapshot_retention_is_a_job_that_may_only_delete_backups(production):
+    docs = _backup_docs(production, {"retention": "2w"})
+    name = "kong-postgres-backup-retention"
+    [rule] = find(docs, "Role", name)["rules"]
+    assert rule == {"apiGroups": ["postgresql.cnpg.io"], "resources": ["backups"],
+                    "verbs": ["get", "list", "delete"]}
+    binding = find(docs, "RoleBinding", name)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": "kong"}]
+    assert find(docs, "ServiceAccount", name)["metadata"]["namespace"] == "kong"
+    job = find(docs, "CronJob", name)["spec"]
+    assert job["concurrencyPolicy"] == "Forbid"
+    pod = job["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == name
+    assert pod["nodeSelector"] == {"node.role": "worker"}
+    [container] = pod["containers"]
+    assert container["image"] == "registry.k8s.io/kubectl:v1.36.3"
+    env = dict((e["name"], e["value"]) for e in container["env"])
+    assert env == {"NAMESPACE": "kong", "CLUSTER": "kong-postgres", "KEEP_SECONDS": str(14 * 86400),
+                   "HOME": "/tmp"}
+    # Restricted Pod Security, like everything else in the namespace.
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                            "readOnlyRootFilesystem": True}
+
+
+@pytest.mark.parametrize("retention, seconds", [("14d", 14 * 86400), ("2w", 14 * 86400), ("3m", 90 * 86400)])
+def test_retention_in_seconds(retention, seconds):
+    assert cnpg_backup.retention_seconds(retention) == seconds
+
+
+def _fake_kubectl(tmp_path, backups):
+    (tmp_path / "backups.json").write_text(json.dumps({"items": backups}))
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text('#!/bin/bash\nif [ "$1" = get ]; then cat "%s"; else echo "$*" >> "%s"; fi\n'
+                       % (tmp_path / "backups.json", tmp_path / "deleted"))
+    kubectl.chmod(0o755)
+
+
+def _backup(name, days_old, cluster="kong-postgres", method="volumeSnapshot", phase="completed"):
+    created = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days_old)
+    return {"metadata": {"name": name, "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "spec": {"cluster": {"name": cluster}, "method": method}, "status": {"phase": phase}}
+
+
+def _prune(tmp_path, backups):
+    _fake_kubectl(tmp_path, backups)
+    env = dict(os.environ, PATH="%s:%s" % (tmp_path, os.environ["PATH"]), NAMESPACE="kong",
+               CLUSTER="kong-postgres", KEEP_SECONDS=str(14 * 86400))
+    subprocess.run(["bash", "-c", cnpg_backup.PRUNE_SCRIPT], env=env, check=True)
+    deleted = tmp_path / "deleted"
+    return deleted.read_text().splitlines() if deleted.exists() else []
+
+
+@pytest.mark.skipif(not shutil.which("jq"), reason="needs jq, as the kubectl image has")
+def test_retention_job_deletes_old_snapshot_backups_of_its_cluster_only(tmp_path):
+    deleted = _prune(tmp_path, [
+        _backup("old", 20), _backup("old-failed", 30, phase="failed"), _backup("recent", 3),
+        _backup("other-cluster", 40, cluster="other"), _backup("object-store", 40, method="barmanObjectStore"),
+    ])
+    assert deleted == ["delete backups.postgresql.cnpg.io old --namespace kong --wait=false",
+                       "delete backups.postgresql.cnpg.io old-failed --namespace kong --wait=false"]
+
+
+@pytest.mark.skipif(not shutil.which("jq"), reason="needs jq, as the kubectl image has")
+def test_retention_job_keeps_the_newest_completed_backup_however_old(tmp_path):
+    deleted = _prune(tmp_path, [_backup("older", 40), _backup("newest", 20), _backup("failed", 1, phase="failed")])
+    assert deleted == ["delete backups.postgresql.cnpg.io older --namespace kong --wait=false"]
+
+
+def test_object_store_backups_when_rook_serves_one(production):
+    docs = _backup_docs(production, {"retention": "30d", "schedule": "0 30 1 * * *"},
+                        rook_ceph={"object_store": True})
+    claim = find(docs, "ObjectBucketClaim", "kong-postgres-backups")
+    assert claim["apiVersion"] == "objectbucket.io/v1alpha1"
+    assert claim["spec"] == {"bucketName": "kong-postgres-backups", "storageClassName": "rook-ceph-bucket"}
+    assert claim["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
+    assert _wave(claim) == "-2"
+    backup = find(docs, "Cluster")["spec"]["backup"]
+    assert backup["retentionPolicy"] == "30d"
+    store = backup["barmanObjectStore"]
+    assert store["destinationPath"] == "s3://kong-postgres-backups/"
+    assert store["endpointURL"] == "http://rook-ceph-rgw-ceph-objectstore.rook-ceph.svc:80"
+    assert store["s3Credentials"] == {
+        "accessKeyId": {"name": "kong-postgres-backups", "key": "AWS_ACCESS_KEY_ID"},
+        "secretAccessKey": {"name": "kong-postgres-backups", "key": "AWS_SECRET_ACCESS_KEY"}}
+    scheduled = find(docs, "ScheduledBackup")["spec"]
+    assert (scheduled["method"], scheduled["schedule"]) == ("barmanObjectStore", "0 30 1 * * *")
+    assert not of_kind(docs, "CronJob")
+
+
+def test_instances_reach_the_object_store_gateways(production):
+    docs = _backup_docs(production, rook_ceph={"object_store": True})
+    policy = find(docs, "NetworkPolicy", "allow-postgres-to-object-store")["spec"]
+    assert policy["podSelector"] == {"matchLabels": {"cnpg.io/cluster": "kong-postgres"}}
+    [rule] = policy["egress"]
+    assert rule["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "rook-ceph"}},
+                           "podSelector": {"matchLabels": {"app": "rook-ceph-rgw",
+                                                           "rook_object_store": "ceph-objectstore"}}}]
+    # The Service's port 80 leads to the gateways' 8080, which is what a policy sees.
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert not of_kind([d for d in _backup_docs(production) if d["metadata"]["name"].endswith("object-store")],
+                       "NetworkPolicy")
+
+
+def test_volume_snapshots_can_be_asked_for_beside_an_object_store(production):
+    docs = _backup_docs(production, {"method": "volume_snapshot"}, rook_ceph={"object_store": True})
+    assert "volumeSnapshot" in find(docs, "Cluster")["spec"]["backup"]
+    assert not of_kind(docs, "ObjectBucketClaim")
+    assert find(docs, "ScheduledBackup")["spec"]["method"] == "volumeSnapshot"
+
+
+def test_another_storage_class_needs_its_own_snapshot_class(production):
+    docs = _backup_docs(production, database={"storage_class": "fast"})
+    assert "backup" not in find(docs, "Cluster")["spec"]
+    assert not of_kind(docs, "ScheduledBackup")
+    docs = _backup_docs(production, {"volume_snapshot_class": "fast-snapshots"}, database={"storage_class": "fast"})
+    assert find(docs, "Cluster")["spec"]["backup"]["volumeSnapshot"]["className"] == "fast-snapshots"
+
+
+def test_no_backups_when_disabled_or_without_rook(production):
+    options(production, "logging").clear()  # Loki needs a StorageClass without Rook
+    for docs in (_backup_docs(production, {"enabled": False}),
+                 _backup_docs(production, rook_ceph={"enabled": False})):
+        assert "backup" not in find(docs, "Cluster")["spec"]
+        assert not of_kind(docs, "ScheduledBackup") and not of_kind(docs, "CronJob")
+
+
+def test_object_store_method_needs_the_object_store(production):
+    errors = spec_errors(production, kong={"database": {"mode": "cloudnative-pg",
+                                                        "backup": {"method": "object_store"}}})
+    assert ("plinth_components.kong.database.backup.method: got 'object_store'; needs the Rook-Ceph object "
+            "store: plinth_components.rook_ceph.enabled and rook_ceph.object_store: true") in errors
+
+
+def test_volume_snapshot_method_needs_a_snapshot_class(production):
+    errors = spec_errors(production, rook_ceph={"enabled": False}, kong={"database": {
+        "mode": "cloudnative-pg", "backup": {"method": "volume_snapshot"}}})
+    assert any(e.startswith("plinth_components.kong.database.backup.method: got 'volume_snapshot'; needs a "
+                            "VolumeSnapshotClass") for e in errors), errors
+
+
+def test_bucket_name_must_fit_s3(production):
+    name = "k" * 60
+    errors = spec_errors(production, rook_ceph={"object_store": True}, kong={"database": {
+        "mode": "cloudnative-pg", "cluster_name": name}})
+    assert ("plinth_components.kong.database.cluster_name: got %r; names the backup bucket %r, longer than "
+            "S3's 63 characters; object store backups need a shorter name" % (name, name + "-backups")) in errors
+
+
+@pytest.mark.parametrize("key, value, rule", [
+    ("schedule", "0 3 * * *", "must be a six-field cron expression, seconds first"),
+    ("retention", "14 days", "must be a number of days, weeks or months like 14d, 2w or 3m"),
+    ("retention", "0d", "must be a number of days, weeks or months"),
+    ("method", "tape", "must be one of 'auto', 'object_store', 'volume_snapshot'"),
+    ("volume_snapshot_class", "Fast", "must be a DNS subdomain"),
+])
+def test_backup_options_are_validated(production, key, value, rule):
+    errors = spec_errors(production, kong={"database": {"mode": "cloudnative-pg", "backup": {key: value}}})
+    prefix = "plinth_components.kong.database.backup.%s: got %r; " % (key, value)
+    assert any(e.startswith(prefix) and rule in e for e in errors), errors
+
+
+def test_a_new_cluster_restores_from_a_backup(production):
+    docs = _backup_docs(production, database={"cluster_name": "kong-postgres-2",
+                                              "restore_from": "kong-postgres-20261201030000"})
+    cluster = find(docs, "Cluster", "kong-postgres-2")["spec"]
+    assert cluster["bootstrap"] == {"recovery": {
+        "backup": {"name": "kong-postgres-20261201030000"},
+        "database": "kong", "owner": "kong", "secret": {"name": "kong-database"}}}
+    # The restored cluster is backed up, and Kong talks to it, like the one it replaces.
+    assert find(docs, "ScheduledBackup", "kong-postgres-2")["spec"]["cluster"] == {"name": "kong-postgres-2"}
+
+
+def test_restore_to_a_point_in_time(production):
+    docs = _backup_docs(production, database={"restore_from": "nightly",
+                                              "restore_target_time": "2026-12-01 10:00:00+00"},
+                        rook_ceph={"object_store": True})
+    recovery = find(docs, "Cluster")["spec"]["bootstrap"]["recovery"]
+    assert recovery["recoveryTarget"] == {"targetTime": "2026-12-01 10:00:00+00"}
+
+
+def test_restore_target_time_needs_a_backup_to_start_from(production):
+    errors = spec_errors(production, kong={"database": {"mode": "cloudnative-pg",
+                                                        "restore_target_time": "2026-12-01 10:00:00+00"}})
+    assert ("plinth_components.kong.database.restore_target_time: got '2026-12-01 10:00:00+00'; is the end "
+            "of a restore: needs database.restore_from") in errors

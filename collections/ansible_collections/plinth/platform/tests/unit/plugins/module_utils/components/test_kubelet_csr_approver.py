@@ -8,7 +8,7 @@ from __future__ import absolute_import, annotations, division, print_function
 import re
 
 from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
-    build, spec_errors, values_of)
+    build, manifests_of, names_of, network_policy, spec_errors, values_of)
 
 __metaclass__ = type
 
@@ -40,3 +40,23 @@ def test_metrics_server_needs_signed_kubelet_certificates(production):
         "serving certificates, which are signed only when their requests are approved: enable "
         "plinth_components.kubelet_csr_approver (or accept unverified kubelets with kubelet_insecure_tls: true)"]
     build(production, kubelet_csr_approver={"enabled": False}, metrics_server={"kubelet_insecure_tls": True})
+
+
+def test_monitor_follows_monitoring(production):
+    assert values_of(build(production), "kubelet_csr_approver")["metrics"] == {
+        "enable": True, "serviceMonitor": {"enabled": True}}
+    assert "metrics" not in values_of(build(production, monitoring={"enabled": False}), "kubelet_csr_approver")
+
+
+def test_network_policies_deny_all_but_the_api_and_prometheus(production):
+    docs = manifests_of(build(production), "kubelet_csr_approver")
+    assert names_of(docs, "NetworkPolicy") == ["allow-apiserver", "allow-dns", "allow-metrics", "default-deny"]
+    assert all(d["metadata"]["namespace"] == "kubelet-csr-approver" for d in docs)
+    metrics = network_policy(docs, "allow-metrics")
+    assert metrics["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "kubelet-csr-approver",
+                                                      "app.kubernetes.io/instance": "kubelet-csr-approver"}}
+    assert metrics["ingress"] == [{
+        "ports": [{"protocol": "TCP", "port": 8080}],
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}]
+    docs = manifests_of(build(production, monitoring={"enabled": False}), "kubelet_csr_approver")
+    assert "allow-metrics" not in names_of(docs, "NetworkPolicy")

@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.plinth.platform.plugins.module_utils.components import metrics_server, monitoring
 from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
-    build, spec_errors, values_of)
+    build, manifests_of, names_of, network_policy, spec_errors, values_of)
 
 __metaclass__ = type
 
@@ -104,3 +104,34 @@ def test_replicas_must_fit_the_pool(production):
 def test_bad_values_are_named_with_their_rule(production, option, value, rule):
     errors = spec_errors(production, metrics_server={option: value})
     assert "plinth_components.metrics_server.%s: got %r; %s" % (option, value, rule) in errors
+
+
+# --- NetworkPolicies ---------------------------------------------------------------
+
+def test_namespace_denies_by_default_and_reads_the_api(production):
+    docs = manifests_of(build(production), "metrics_server")
+    assert names_of(docs, "NetworkPolicy") == ["allow-apiserver", "allow-apiservice", "allow-dns",
+                                               "allow-kubelets", "default-deny"]
+    assert all(d["metadata"]["namespace"] == "metrics-server" for d in docs)
+
+
+def test_kubelets_of_every_host_are_reached(production):
+    spec = build(production)
+    policy = network_policy(manifests_of(spec, "metrics_server"), "allow-kubelets")
+    assert policy["podSelector"] == {"matchLabels": SELECTOR}
+    [rule] = policy["egress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 10250}]
+    assert sorted(p["ipBlock"]["cidr"] for p in rule["to"]) == sorted(
+        "%s/32" % h["address"] for h in spec["hosts"].values())
+
+
+def test_a_host_known_by_name_opens_the_kubelet_port_everywhere(production):
+    production[2]["worker-1"]["ansible_host"] = "worker-1.example.com"
+    policy = network_policy(manifests_of(build(production), "metrics_server"), "allow-kubelets")
+    assert policy["egress"] == [{"ports": [{"protocol": "TCP", "port": 10250}]}]
+
+
+def test_the_api_server_and_prometheus_reach_the_secure_port(production):
+    policy = network_policy(manifests_of(build(production), "metrics_server"), "allow-apiservice")
+    assert policy["podSelector"] == {"matchLabels": SELECTOR}
+    assert policy["ingress"] == [{"ports": [{"protocol": "TCP", "port": 10250}]}]

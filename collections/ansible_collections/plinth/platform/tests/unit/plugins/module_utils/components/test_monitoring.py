@@ -14,7 +14,8 @@ from ansible_collections.plinth.platform.plugins.module_utils import gitops
 from ansible_collections.plinth.platform.plugins.module_utils.components import monitoring
 from ansible_collections.plinth.platform.tests.unit.conftest import load_inventory
 from ansible_collections.plinth.platform.tests.unit.plugins.module_utils.components.helpers import (
-    build, check_errors, manifests_of, of_kind, release, spec_errors, values_of)
+    build, check_errors, find, manifests_of, names_of, network_policy, of_kind, options, release, spec_errors,
+    values_of)
 
 __metaclass__ = type
 
@@ -157,7 +158,8 @@ def _claims(values):
 
 
 def test_without_rook_the_cluster_default_storage_class_is_used(production):
-    values = _stack(build(production, rook_ceph={"enabled": False}))
+    # Logging, a neighbour, refuses to run without a storage class; it is not this test's subject.
+    values = _stack(build(production, rook_ceph={"enabled": False}, logging={"enabled": False}))
     for claim in _claims(values):
         assert "storageClassName" not in claim
     assert "storageClassName" not in values["grafana"]["persistence"]
@@ -226,8 +228,8 @@ def test_grafana_admin_comes_from_vault_through_an_external_secret(spec):
     grafana = _stack(spec)["grafana"]
     assert grafana["admin"] == {"existingSecret": "grafana-admin", "userKey": "admin-user",
                                 "passwordKey": "admin-password"}
-    [secret] = manifests_of(spec, "monitoring")
-    assert secret["kind"] == "ExternalSecret" and secret["metadata"]["namespace"] == "monitoring"
+    secret = find(manifests_of(spec, "monitoring"), "ExternalSecret", "grafana-admin")
+    assert secret["metadata"]["namespace"] == "monitoring"
     assert secret["spec"]["target"]["name"] == "grafana-admin"
     assert secret["spec"]["secretStoreRef"] == {"kind": "SecretStore", "name": "vault"}
     remote = {"key": "platform/monitoring/grafana", "property": "admin-password"}
@@ -245,7 +247,7 @@ def test_no_password_value_reaches_values_or_manifests(spec):
 
 def test_grafana_vault_path_and_user_are_options(production):
     spec = build(production, monitoring={"grafana": {"vault_path": "kv/ops/grafana", "admin_user": "ops"}})
-    [secret] = manifests_of(spec, "monitoring")
+    secret = find(manifests_of(spec, "monitoring"), "ExternalSecret", "grafana-admin")
     assert secret["spec"]["data"][0]["remoteRef"]["key"] == "kv/ops/grafana"
     assert secret["spec"]["target"]["template"]["data"] == {"admin-user": "ops"}
 
@@ -272,21 +274,30 @@ def test_grafana_without_storage_has_no_pvc(production):
 
 
 def test_grafana_disabled_means_no_external_secret(production):
+    options(production, "monitoring").pop("alertmanager", None)  # receivers bring ExternalSecrets of their own
     spec = build(production, monitoring={"grafana": {"enabled": False}})
     assert _stack(spec)["grafana"] == {"enabled": False}
-    assert manifests_of(spec, "monitoring") == []
+    docs = manifests_of(spec, "monitoring")
+    assert not of_kind(docs, "ExternalSecret") and not of_kind(docs, "ConfigMap")
+    assert "allow-grafana" not in names_of(docs, "NetworkPolicy")
 
 
 # --- kubeadm control plane -------------------------------------------------------
 
-def test_control_plane_targets_are_off_by_default(spec):
-    values = _stack(spec)
+def test_control_plane_targets_are_scraped_by_default(production):
+    values = _stack(build(production))
+    for key in ("kubeControllerManager", "kubeScheduler", "kubeEtcd"):
+        assert values[key]["enabled"] is True, key
+
+
+def test_control_plane_targets_are_off_when_asked(production):
+    values = _stack(build(production, monitoring={"control_plane_metrics": False}))
     for key in ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy"):
         assert values[key] == {"enabled": False}, key
 
 
 def test_control_plane_targets_scrape_the_control_plane_hosts(production):
-    values = _stack(build(production, monitoring={"control_plane_metrics": True}))
+    values = _stack(build(production))
     for key in ("kubeControllerManager", "kubeScheduler", "kubeEtcd"):
         assert values[key] == {"enabled": True, "endpoints": ["192.0.2.11", "192.0.2.12", "192.0.2.13"]}, key
 
@@ -304,6 +315,196 @@ def test_control_plane_named_by_dns_falls_back_to_the_pod_selector(production):
     production[2]["cp-2"]["ansible_host"] = "cp-2.example.com"
     values = _stack(build(production, monitoring={"control_plane_metrics": True}))
     assert values["kubeEtcd"] == {"enabled": True}
+
+
+# --- rules, dashboards, node-exporter's textfile collector -------------------------
+
+def test_chart_rules_and_plinth_rules_are_both_rendered(spec):
+    assert _stack(spec)["defaultRules"] == {"create": True}
+    rule = find(manifests_of(spec, "monitoring"), "PrometheusRule", "plinth-alerts")
+    assert rule["metadata"]["namespace"] == "monitoring" and rule["spec"]["groups"]
+
+
+def test_alerts_can_be_switched_off(production):
+    spec = build(production, monitoring={"alerts": {"enabled": False}})
+    assert not of_kind(manifests_of(spec, "monitoring"), "PrometheusRule")
+
+
+def test_overview_dashboard_is_a_configmap_the_sidecar_loads(spec):
+    dashboard = find(manifests_of(spec, "monitoring"), "ConfigMap", "plinth-platform-overview")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert list(dashboard["data"]) == ["plinth-platform-overview.json"]
+
+
+def test_node_exporter_reads_the_textfile_directory_read_only(spec):
+    exporter = _stack(spec)["prometheus-node-exporter"]
+    assert "--collector.textfile.directory=/var/lib/node_exporter/textfile" in exporter["extraArgs"]
+    # The chart's own filesystem filters survive the list being replaced.
+    assert any(a.startswith("--collector.filesystem.mount-points-exclude=") for a in exporter["extraArgs"])
+    assert exporter["extraHostVolumeMounts"] == [{
+        "name": "textfile", "hostPath": "/var/lib/node_exporter/textfile",
+        "mountPath": "/var/lib/node_exporter/textfile", "type": "DirectoryOrCreate", "readOnly": True}]
+
+
+# --- Alertmanager receivers ------------------------------------------------------------
+
+RECEIVERS = [
+    {"name": "ops-slack", "type": "slack", "vault_path": "platform/monitoring/slack", "channel": "#ops"},
+    {"name": "oncall", "type": "pagerduty", "vault_path": "platform/monitoring/pagerduty",
+     "severities": ["critical"]},
+    {"name": "hook", "type": "webhook", "vault_path": "platform/monitoring/hook", "vault_property": "endpoint"},
+    {"name": "mail", "type": "email", "vault_path": "platform/monitoring/smtp", "to": "ops@example.com",
+     "from": "alerts@example.com", "smarthost": "smtp.example.com:587", "auth_username": "alerts"},
+]
+
+
+@pytest.fixture
+def with_receivers(production):
+    return build(production, monitoring={"alertmanager": {"receivers": copy.deepcopy(RECEIVERS)}})
+
+
+def test_no_receivers_keeps_the_charts_alertmanager_configuration(production):
+    options(production, "monitoring").pop("alertmanager", None)
+    spec = build(production)
+    am = _stack(spec)["alertmanager"]
+    assert "config" not in am and "secrets" not in am["alertmanagerSpec"]
+    assert "allow-alertmanager-receivers" not in names_of(manifests_of(spec, "monitoring"), "NetworkPolicy")
+
+
+def test_each_receiver_reads_its_credential_from_a_mounted_file(with_receivers):
+    am = _stack(with_receivers)["alertmanager"]
+    assert am["alertmanagerSpec"]["secrets"] == [
+        "alertmanager-receiver-ops-slack", "alertmanager-receiver-oncall",
+        "alertmanager-receiver-hook", "alertmanager-receiver-mail"]
+    receivers = dict((r["name"], r) for r in am["config"]["receivers"])
+    base = "/etc/alertmanager/secrets/alertmanager-receiver-"
+    assert receivers["null"] == {"name": "null"}
+    assert receivers["ops-slack"]["slack_configs"] == [
+        {"api_url_file": base + "ops-slack/api-url", "send_resolved": True, "channel": "#ops"}]
+    assert receivers["oncall"]["pagerduty_configs"] == [
+        {"routing_key_file": base + "oncall/routing-key", "send_resolved": True}]
+    assert receivers["hook"]["webhook_configs"] == [{"url_file": base + "hook/url", "send_resolved": True}]
+    [mail] = receivers["mail"]["email_configs"]
+    assert mail["auth_password_file"] == base + "mail/password"
+    assert (mail["to"], mail["from"], mail["smarthost"], mail["auth_username"]) == (
+        "ops@example.com", "alerts@example.com", "smtp.example.com:587", "alerts")
+
+
+def test_route_sends_watchdog_nowhere_and_each_receiver_its_severities(with_receivers):
+    route = _stack(with_receivers)["alertmanager"]["config"]["route"]
+    assert route["receiver"] == "null" and route["repeat_interval"] == "4h"
+    assert route["routes"][0] == {"receiver": "null", "matchers": ['alertname =~ "Watchdog|InfoInhibitor"']}
+    assert route["routes"][1] == {"receiver": "ops-slack", "continue": True}
+    assert route["routes"][2] == {"receiver": "oncall", "continue": True, "matchers": ['severity =~ "critical"']}
+
+
+def test_receiver_credentials_come_from_vault(with_receivers):
+    docs = manifests_of(with_receivers, "monitoring")
+    hook = find(docs, "ExternalSecret", "alertmanager-receiver-hook")
+    assert hook["spec"]["data"] == [
+        {"secretKey": "url", "remoteRef": {"key": "platform/monitoring/hook", "property": "endpoint"}}]
+    slack = find(docs, "ExternalSecret", "alertmanager-receiver-ops-slack")
+    assert slack["spec"]["data"][0]["remoteRef"] == {"key": "platform/monitoring/slack", "property": "api-url"}
+    text = yaml.safe_dump(_stack(with_receivers))
+    assert "hooks.slack.com" not in text and "api_url:" not in text and "routing_key:" not in text
+
+
+def test_alertmanager_may_reach_receivers_on_https_and_the_smtp_port(with_receivers):
+    policy = network_policy(manifests_of(with_receivers, "monitoring"), "allow-alertmanager-receivers")
+    assert policy["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "alertmanager"}}
+    assert policy["egress"][0]["ports"] == [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 587}]
+
+
+@pytest.mark.parametrize("receiver, field, value, rule", [
+    ({"name": "mail", "type": "email", "vault_path": "p"}, "to", None, "required for an email receiver"),
+    ({"name": "s", "type": "slack", "vault_path": "p", "to": "x@example.com"}, "to", "x@example.com",
+     "only applies to email receivers, not slack"),
+    ({"name": "p", "type": "pagerduty", "vault_path": "p", "channel": "#ops"}, "channel", "#ops",
+     "only applies to slack receivers, not pagerduty"),
+    ({"name": "null", "type": "webhook", "vault_path": "p"}, "name", "null",
+     "must be unique and not 'null' (the route's own receiver for alerts nobody takes)"),
+])
+def test_receivers_are_checked_by_type(production, receiver, field, value, rule):
+    errors = spec_errors(production, monitoring={"alertmanager": {"receivers": [receiver]}})
+    assert "plinth_components.monitoring.alertmanager.receivers[0].%s: got %r; %s" % (field, value, rule) in errors
+
+
+def test_receiver_type_and_smarthost_are_checked(production):
+    receivers = [{"name": "x", "type": "teams", "vault_path": "p"},
+                 {"name": "m", "type": "email", "vault_path": "p", "to": "a@example.com", "from": "b@example.com",
+                  "smarthost": "smtp.example.com", "auth_username": "u"}]
+    errors = spec_errors(production, monitoring={"alertmanager": {"receivers": receivers}})
+    assert ("plinth_components.monitoring.alertmanager.receivers[0].type: got 'teams'; must be one of "
+            "'email', 'pagerduty', 'slack', 'webhook'") in errors
+    assert ("plinth_components.monitoring.alertmanager.receivers[1].smarthost: got 'smtp.example.com'; "
+            "must be host:port of the SMTP server, like smtp.example.com:587") in errors
+
+
+def test_receivers_need_external_secrets(production):
+    errors = spec_errors(production, external_secrets={"enabled": False},
+                         monitoring={"alertmanager": {"receivers": [RECEIVERS[1]]}})
+    assert ("plinth_components.monitoring.alertmanager.receivers: got '1 receivers'; each receiver's credential "
+            "comes from Vault through an ExternalSecret: needs plinth_components.external_secrets.enabled: "
+            "true") in errors
+
+
+# --- NetworkPolicies --------------------------------------------------------------------
+
+def test_namespace_denies_by_default_and_resolves_names(spec):
+    docs = manifests_of(spec, "monitoring")
+    assert network_policy(docs, "default-deny")["policyTypes"] == ["Ingress", "Egress"]
+    assert network_policy(docs, "allow-dns")["egress"]
+
+
+def test_prometheus_reaches_every_namespace_and_every_host(spec):
+    policy = network_policy(manifests_of(spec, "monitoring"), "allow-prometheus-egress")
+    assert policy["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
+    namespaces, hosts = policy["egress"]
+    assert namespaces == {"to": [{"namespaceSelector": {}}]}
+    cidrs = [peer["ipBlock"]["cidr"] for peer in hosts["to"]]
+    assert "192.0.2.11/32" in cidrs and all(c.endswith("/32") or c.endswith("/128") for c in cidrs)
+    assert "ports" not in hosts
+
+
+def test_prometheus_scrapes_every_workload_of_the_namespace(spec):
+    policy = network_policy(manifests_of(spec, "monitoring"), "allow-scrape")
+    assert policy["podSelector"] == {}
+    assert policy["ingress"] == [{"from": [{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]}]
+
+
+def test_grafana_is_reachable_in_cluster_and_reads_prometheus_and_alertmanager(spec):
+    policy = network_policy(manifests_of(spec, "monitoring"), "allow-grafana")
+    assert policy["ingress"] == [{"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": 3000}]}]
+    assert [rule["ports"][0]["port"] for rule in policy["egress"]] == [9090, 9093]
+
+
+def test_alertmanager_replicas_gossip_with_each_other(spec):
+    policy = network_policy(manifests_of(spec, "monitoring"), "allow-alertmanager")
+    mesh = [{"protocol": "TCP", "port": 9094}, {"protocol": "UDP", "port": 9094}]
+    assert policy["ingress"][1]["ports"] == mesh and policy["egress"][0]["ports"] == mesh
+
+
+def test_operator_webhook_takes_calls_from_the_control_plane_hosts(spec):
+    policy = network_policy(manifests_of(spec, "monitoring"), "allow-operator-webhook")
+    assert policy["podSelector"] == {"matchLabels": {"app": "kube-prometheus-stack-operator"}}
+    [rule] = policy["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 10250}]
+    assert {"ipBlock": {"cidr": "192.0.2.11/32"}} in rule["from"]
+
+
+def test_operator_webhook_is_open_on_its_port_when_a_host_has_a_dns_name(production):
+    production[2]["cp-2"]["ansible_host"] = "cp-2.example.com"
+    policy = network_policy(manifests_of(build(production), "monitoring"), "allow-operator-webhook")
+    assert policy["ingress"] == [{"ports": [{"protocol": "TCP", "port": 10250}]}]
+
+
+def test_api_clients_of_the_namespace_may_reach_the_api_server(spec):
+    names = names_of(manifests_of(spec, "monitoring"), "NetworkPolicy")
+    for workload in ("prometheus", "grafana", "operator", "kube-state-metrics", "admission-create",
+                     "admission-patch"):
+        assert "allow-apiserver-" + workload in names
 
 
 # --- validation ------------------------------------------------------------------
@@ -325,6 +526,7 @@ def test_grafana_needs_external_secrets(production):
 def test_no_grafana_no_need_for_external_secrets(production):
     _without_neighbours(production, keep=("monitoring", "rook_ceph"))
     production[0]["plinth_apps"] = []
+    options(production, "monitoring").pop("alertmanager", None)  # receivers read Vault through ExternalSecrets
     spec = build(production, monitoring={"grafana": {"enabled": False}})
     assert spec["components"]["external_secrets"]["enabled"] is False
     assert _stack(spec)["grafana"]["enabled"] is False

@@ -252,6 +252,55 @@ def test_monitoring_follows_the_monitoring_component(production, enabled):
     assert monitoring["createPrometheusRules"] is enabled
 
 
+def test_monitoring_rules_carry_the_stack_release_label(production):
+    monitoring = _values(build(production))["rook-ceph-cluster"]["monitoring"]
+    assert monitoring["prometheusRule"] == {"labels": {"release": "kube-prometheus-stack"}}
+
+
+# --- volume snapshots -----------------------------------------------------------------
+
+def test_block_storage_class_gets_the_default_volume_snapshot_class(prod):
+    values = _values(prod)["rook-ceph-cluster"]
+    assert values["cephBlockPoolsVolumeSnapshotClass"] == {
+        "enabled": True, "name": "ceph-block", "isDefault": True, "deletionPolicy": "Delete",
+        "annotations": {}, "labels": {}, "parameters": {}}
+    assert rook_ceph.volume_snapshot_class(prod) == "ceph-block"
+
+
+def test_volume_snapshot_class_options(production):
+    spec = build(production, rook_ceph={"volume_snapshot_class": "rbd-snapshots", "snapshot_deletion_policy": "Retain"})
+    snapshot_class = _values(spec)["rook-ceph-cluster"]["cephBlockPoolsVolumeSnapshotClass"]
+    assert (snapshot_class["name"], snapshot_class["deletionPolicy"]) == ("rbd-snapshots", "Retain")
+
+
+def test_no_volume_snapshot_class_when_set_to_null(production):
+    spec = build(production, rook_ceph={"volume_snapshot_class": None}, kong={"database": {
+        "mode": "cloudnative-pg", "backup": {"enabled": False}}})
+    assert _values(spec)["rook-ceph-cluster"]["cephBlockPoolsVolumeSnapshotClass"] == {"enabled": False}
+    assert rook_ceph.volume_snapshot_class(spec) is None
+
+
+def test_volume_snapshot_class_needs_the_snapshot_controller(production):
+    errors = spec_errors(production, snapshot_controller={"enabled": False})
+    assert ("plinth_components.rook_ceph.volume_snapshot_class: got 'ceph-block'; a VolumeSnapshotClass needs "
+            "the snapshot CRDs and controller: enable plinth_components.snapshot_controller, or set "
+            "volume_snapshot_class: null") in errors
+
+
+def test_no_snapshot_controller_is_fine_without_a_snapshot_class(production):
+    build(production, snapshot_controller={"enabled": False}, rook_ceph={"volume_snapshot_class": None},
+          kong={"database": {"mode": "cloudnative-pg", "backup": {"enabled": False}}})
+
+
+def test_object_store_endpoint_for_bucket_users(production, prod):
+    assert not rook_ceph.object_store_enabled(prod)
+    spec = build(production, rook_ceph={"object_store": True})
+    assert rook_ceph.object_store_enabled(spec)
+    assert rook_ceph.object_store_endpoint(spec) == "http://rook-ceph-rgw-ceph-objectstore.rook-ceph.svc:80"
+    store, = _values(spec)["rook-ceph-cluster"]["cephObjectStores"]
+    assert store["spec"]["gateway"]["port"] == 80
+
+
 def test_toolbox_stays_on_storage_nodes(production):
     toolbox = _values(build(production, rook_ceph={"toolbox": True}))["rook-ceph-cluster"]["toolbox"]
     assert toolbox["enabled"] is True
@@ -312,6 +361,8 @@ def test_daemons_and_copies_must_fit_the_storage_pool(production, option, count,
     ("pool_size", 0, "must be at least 1"),
     ("storage_class", "Fast_SSD", "must be a DNS subdomain (lowercase letters, digits, '-' and '.')"),
     ("filesystem", "yes", "must be true or false"),
+    ("volume_snapshot_class", "Ceph_Block", "must be a DNS subdomain (lowercase letters, digits, '-' and '.')"),
+    ("snapshot_deletion_policy", "Keep", "must be one of 'Delete', 'Retain'"),
 ])
 def test_bad_option_values(production, option, value, rule):
     errors = spec_errors(production, rook_ceph={option: value})

@@ -107,6 +107,53 @@ def test_metrics_with_monitoring(values):
     assert 'prometheus_retention_time = "30s"' in config
 
 
+def test_unauthenticated_metrics_sit_in_the_listener_telemetry_block(values):
+    # Only there does Vault serve /v1/sys/metrics without a token, on each server for itself.
+    config = values["server"]["ha"]["config"]
+    listener = config[config.index('listener "tcp" {'):config.index('storage "consul"')]
+    assert 'telemetry {\n    unauthenticated_metrics_access = "true"\n  }' in listener
+
+
+def test_service_monitor_scrapes_every_server_sealed_or_standby(values):
+    monitor = values["serverTelemetry"]["serviceMonitor"]
+    # vault-internal (headless, not-ready addresses published) rather than vault-active: a sealed
+    # server must still be scraped for vault_core_unsealed to read 0.
+    assert monitor["matchLabels"] == {"vault-internal": "true"}
+    assert monitor["interval"] == "30s"
+    assert monitor["scrapeTimeout"] == "10s"
+    assert "tlsConfig" not in monitor
+    # kube-prometheus-stack selects every ServiceMonitor: no selector labels needed.
+    assert "selectors" not in monitor
+
+
+def test_service_monitor_verifies_vault_certificate_with_tls(production):
+    spec = build(production, vault={"tls_secret_name": "vault-server-tls", "tls_ca_certificate":
+                                    "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----"})
+    monitor = values_of(spec, "vault")["serverTelemetry"]["serviceMonitor"]
+    assert monitor["tlsConfig"] == {"ca": {"secret": {"name": "vault-server-tls", "key": "ca.crt"}},
+                                    "serverName": "vault.vault.svc"}
+
+
+def test_chart_rules_stay_off_the_chart_ships_none(values):
+    assert "prometheusRules" not in values["serverTelemetry"]
+
+
+def test_prometheus_reaches_every_server_on_the_api_port(production):
+    policy = network_policy(manifests_of(build(production), "vault"), "allow-api-clients")
+    assert policy["podSelector"] == {"matchLabels": SERVER}
+    [rule] = policy["ingress"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in rule["from"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8200}]
+
+
+def test_no_prometheus_peer_without_monitoring(production):
+    spec = build(production)
+    spec["components"]["monitoring"]["enabled"] = False
+    [rule] = network_policy(manifests_of(spec, "vault"), "allow-api-clients")["ingress"]
+    namespaces = [peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in rule["from"]]
+    assert namespaces == ["external-secrets"]
+
+
 def test_no_metrics_without_monitoring(production):
     spec = build(production)
     spec["components"]["monitoring"]["enabled"] = False

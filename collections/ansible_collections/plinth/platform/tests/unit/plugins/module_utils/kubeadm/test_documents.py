@@ -226,10 +226,52 @@ def test_images_etcd_metrics_and_component_bind_address():
     assert args(cluster["etcd"]["local"]) == {"listen-metrics-urls": "http://0.0.0.0:2381"}
     assert args(cluster["controllerManager"]) == args(cluster["scheduler"]) == {"bind-address": "0.0.0.0"}
 
-    cluster = init(options={"etcd_listen_metrics_urls": "", "component_bind_address": None})["ClusterConfiguration"]
+    cluster = init(edit=_monitoring({"control_plane_metrics": False}),
+                   options={"etcd_listen_metrics_urls": "", "component_bind_address": None})["ClusterConfiguration"]
     assert cluster["imageRepository"] == "registry.k8s.io"
     assert cluster["etcd"] == {"local": {"dataDir": "/var/lib/etcd"}}
     assert "controllerManager" not in cluster and "scheduler" not in cluster
+
+
+def _monitoring(settings):
+    def edit(variables, _groups, _hostvars):
+        variables.setdefault("plinth_components", {}).setdefault("monitoring", {}).update(settings)
+    return edit
+
+
+def test_a_scraped_control_plane_binds_its_metrics_to_every_host_address():
+    cluster = init()["ClusterConfiguration"]
+    assert args(cluster["etcd"]["local"]) == {"listen-metrics-urls": "http://0.0.0.0:2381"}
+    assert args(cluster["controllerManager"]) == args(cluster["scheduler"]) == {"bind-address": "0.0.0.0"}
+
+
+@pytest.mark.parametrize("settings", [{"control_plane_metrics": False}, {"enabled": False}])
+def test_an_unscraped_control_plane_keeps_kubeadms_loopback_defaults(settings):
+    cluster = init(edit=_monitoring(settings))["ClusterConfiguration"]
+    assert cluster["etcd"] == {"local": {"dataDir": "/var/lib/etcd"}}
+    assert "controllerManager" not in cluster and "scheduler" not in cluster
+
+
+def test_explicit_metrics_options_win_over_scraping():
+    options = {"etcd_listen_metrics_urls": "http://127.0.0.1:2381", "component_bind_address": "127.0.0.1"}
+    cluster = init(options=options)["ClusterConfiguration"]
+    assert args(cluster["etcd"]["local"]) == {"listen-metrics-urls": "http://127.0.0.1:2381"}
+    assert args(cluster["controllerManager"]) == args(cluster["scheduler"]) == {"bind-address": "127.0.0.1"}
+
+
+def test_an_ipv6_control_plane_listens_on_the_ipv6_wildcard():
+    def edit(variables, groups, hostvars):
+        hostvars["cp-2"]["ansible_host"] = "2001:db8::12"
+        variables["plinth_host_network"] = None
+
+    cluster = init(edit=edit)["ClusterConfiguration"]
+    assert args(cluster["etcd"]["local"]) == {"listen-metrics-urls": "http://[::]:2381"}
+    assert args(cluster["controllerManager"]) == {"bind-address": "::"}
+
+
+def test_join_documents_carry_no_metrics_listener():
+    # A joining host reads the shared ClusterConfiguration from the cluster.
+    assert "ClusterConfiguration" not in str(join("cp-2", control_plane=True))
 
 
 def test_kubelet_configuration():
@@ -275,7 +317,20 @@ def test_kube_proxy_runs_without_cilium_replacement(cilium):
     assert "proxy" not in docs["ClusterConfiguration"]
     assert docs["KubeProxyConfiguration"] == {"apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
                                               "kind": "KubeProxyConfiguration", "mode": "nftables",
-                                              "clusterCIDR": "10.244.0.0/16"}
+                                              "clusterCIDR": "10.244.0.0/16",
+                                              "metricsBindAddress": "0.0.0.0:10249"}
+
+
+def test_kube_proxy_keeps_its_loopback_metrics_when_the_control_plane_is_not_scraped():
+    def edit(variables, groups, hostvars):
+        _without_replacement(variables, groups, hostvars)
+        _monitoring({"control_plane_metrics": False})(variables, groups, hostvars)
+
+    assert "metricsBindAddress" not in init(edit=edit)["KubeProxyConfiguration"]
+
+
+def _without_replacement(variables, _groups, _hostvars):
+    variables.setdefault("plinth_components", {})["cilium"] = {"kube_proxy_replacement": False}
 
 
 def test_kube_proxy_leaves_the_kernels_conntrack_settings_when_told():
