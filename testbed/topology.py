@@ -67,7 +67,8 @@ def write_inventory(path, groups, pools=None, extra=None):
 
 
 COMPONENTS = ("kong", "rook_ceph", "monitoring", "consul", "vault", "external_secrets",
-              "cloudflared", "argocd", "cloudnative_pg", "metrics_server", "kubelet_csr_approver", "cilium")
+              "cloudflared", "argocd", "cloudnative_pg", "metrics_server", "kubelet_csr_approver", "cilium",
+              "snapshot_controller")
 
 
 def _dump(path, data):

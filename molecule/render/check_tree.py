@@ -5,7 +5,9 @@
 For every environment rendered into TREE (one ``.plinth-generated-<env>``
 list per environment, written by plinth.platform.gitops_tree):
 
-- every file it lists exists, is UTF-8 and parses as YAML; no other file is there;
+- every file it lists exists, is UTF-8 and parses as YAML, except the environment's picture
+  (``clusters/<env>/README.md``), which is Markdown whose Mermaid blocks are closed; no other
+  file is there;
 - Helm values files (``values-<env>.yaml``) hold one mapping;
 - every other document is a Kubernetes object. Objects of the built-in API
   groups (v1, apps/v1, networking.k8s.io/v1, policy/v1, ...) must validate
@@ -147,9 +149,28 @@ def check_secrets(report, where, doc):
         report.add(where, "%s: %s (secrets must come from Vault through ExternalSecrets)" % (path or "(document)", rule))
 
 
+def check_readme(report, full, relpath):
+    """The environment's picture: Markdown whose ```mermaid blocks are all closed."""
+    try:
+        with open(full, "rb") as handle:
+            lines = handle.read().decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        report.add(relpath, "is not a readable UTF-8 file: %s" % exc)
+        return
+    fences = [line.strip() for line in lines if line.strip().startswith("```")]
+    if fences.count("```mermaid") == 0:
+        report.add(relpath, "holds no Mermaid diagram")
+    if len(fences) % 2 or any(opening != "```mermaid" or closing != "```"
+                              for opening, closing in zip(fences[::2], fences[1::2])):
+        report.add(relpath, "has a code block that is not a closed ```mermaid block: %s" % fences)
+
+
 def check_file(report, tree, relpath, env, version):
     full = os.path.join(tree, relpath)
     report.counts["files"] += 1
+    if relpath == "clusters/%s/README.md" % env:
+        check_readme(report, full, relpath)
+        return
     try:
         with open(full, "rb") as handle:
             docs = [doc for doc in yaml.safe_load_all(handle.read().decode("utf-8")) if doc is not None]
