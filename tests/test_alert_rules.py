@@ -39,7 +39,7 @@ def promtool():
         path = build_promtool.binary_path(root, version)
         return path if os.access(path, os.X_OK) else None
     return launch.ensure_built(find, "airgap.build_promtool", build_promtool.DEFAULT_VERSION, cache.root(),
-                               "promtool %s, a cold build takes 5-10 minutes" % build_promtool.DEFAULT_VERSION,
+                               "promtool %s, a cold build takes about 3 minutes" % build_promtool.DEFAULT_VERSION,
                                PromtoolMissing)
 
 
