@@ -46,19 +46,58 @@ def wait_ready(*what):
     result = subprocess.run(KUBECTL + ["wait", "--for=condition=Ready", *what, "--timeout=180s"],
                             capture_output=True, text=True, timeout=200)
     if result.returncode != 0:
-        raise AssertionError("kubectl wait --for=condition=Ready %s failed (exit %d):\n%s%s"
-                             % (" ".join(what), result.returncode, result.stdout, result.stderr))
+        raise AssertionError("kubectl wait --for=condition=Ready %s failed (exit %d):\n%s%s\n%s"
+                             % (" ".join(what), result.returncode, result.stdout, result.stderr, diagnosis()))
+
+
+def diagnosis():
+    """What a failed wait leaves to read: each node's and kube-system pod's conditions, and the latest events."""
+    lines = []
+    for kind, namespace in (("nodes", []), ("pods", ["--namespace", "kube-system"])):
+        listing = subprocess.run(KUBECTL + ["get", kind, *namespace, "-o", "json"],
+                                 capture_output=True, text=True, timeout=60)
+        if listing.returncode != 0:
+            lines.append("get %s: %s" % (kind, listing.stderr.strip()))
+            continue
+        for item in json.loads(listing.stdout)["items"]:
+            status = item.get("status", {})
+            conditions = " ".join("%s=%s(%s %s)" % (c["type"], c["status"], c.get("reason", ""),
+                                                    c.get("lastTransitionTime", ""))
+                                  for c in status.get("conditions", []))
+            lines.append("%s %s on %s: %s %s" % (kind[:-1], item["metadata"]["name"],
+                                                 item.get("spec", {}).get("nodeName", "-"),
+                                                 status.get("phase", ""), conditions))
+    events = subprocess.run(KUBECTL + ["get", "events", "--all-namespaces", "--sort-by=.lastTimestamp"],
+                            capture_output=True, text=True, timeout=60)
+    lines.extend((events.stdout or events.stderr).splitlines()[-40:])
+    return "\n".join(lines)
+
+
+def wait_pods_ready(namespace, timeout=300):
+    """Every pod of the namespace Ready, polled until a deadline shared by all of them. (kubectl wait
+    gives all the pods after the first one that is late "timed out", whether they are ready or not.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        pods = get("pods", "--namespace", namespace)["items"]
+        late = sorted(p["metadata"]["name"] for p in pods if not ready(p))
+        if not late:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError("pods of %s not Ready after %d s: %s\n%s"
+                                 % (namespace, timeout, ", ".join(late), diagnosis()))
+        time.sleep(3)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def settled():
     """A node is Ready a few seconds after site.yml gives it the pod network: wait (bounded), then check."""
     wait_ready("nodes", "--all")
-    wait_ready("pods", "--all", "--namespace", "kube-system")
+    wait_pods_ready("kube-system")
 
 
-def ready(node):
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+def ready(item):
+    """A node's or a pod's Ready condition is True."""
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in item["status"].get("conditions", []))
 
 
 def test_every_node_is_ready_with_its_pool():
