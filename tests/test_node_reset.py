@@ -188,3 +188,33 @@ def test_with_the_cluster_name_the_run_goes_on_to_the_hosts(lab):
     assert all(host in recap for host in lab["hosts"]), output
     assert "unreachable=1" in recap
     assert lab["kubeconfig"].exists()
+
+
+REMOVE = os.path.join(REPO, "playbooks", "remove_node.yml")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], 'node_remove_node: got ""; must be a host of the inventory group k8s_cluster (-e node=NAME)'),
+    (["-e", "node=stg-nope", "-e", "confirm=stg-nope"],
+     'node_remove_node: got "stg-nope"; must be a host of the inventory group k8s_cluster'),
+    (["-e", "node=stg-worker-2"], 'node_remove_confirm: got ""; must repeat the node, "stg-worker-2"'),
+    (["-e", "node=stg-worker-2", "-e", "confirm=stg-worker-3"],
+     'node_remove_confirm: got "stg-worker-3"; must repeat the node, "stg-worker-2"'),
+    (["-e", "node=stg-cp-1", "-e", "confirm=stg-cp-1"],
+     "node_remove_node: stg-cp-1 is the only control-plane host of the inventory"),
+])
+def test_remove_node_refuses_before_contacting_a_host(lab, extra, message):
+    code, output = _run(lab, REMOVE, *extra)
+    assert code != 0, output
+    assert message in " ".join(output.split()), output
+    _assert_untouched(lab, output)
+
+
+def test_remove_node_with_confirmation_works_through_the_control_plane_only(lab):
+    """The control case: confirmed, the run goes to the control-plane host (which hangs up), never to the node."""
+    code, output = _run(lab, REMOVE, "--check", "-e", "node=stg-worker-2", "-e", "confirm=stg-worker-2")
+    assert code != 0, output
+    assert "must repeat the node" not in output
+    cp = "127.0.0.%d" % (200 + sorted(lab["hosts"]).index("stg-cp-1"))
+    assert sorted(set(lab["listeners"].connections)) == [cp], output
+    assert "stg-cp-1" in _recap(output) and "stg-worker-2" not in _recap(output)
