@@ -168,7 +168,13 @@ def deployments():
             names.append(doc["metadata"]["name"])
         kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(docs)}))
         for name in names:
-            kubectl("rollout", "status", "deployment/" + name, "--namespace", "default", "--timeout=180s")
+            rollout = subprocess.run(KUBECTL + ["rollout", "status", "deployment/" + name, "--namespace", "default",
+                                                "--timeout=180s"], capture_output=True, text=True, timeout=240)
+            if rollout.returncode != 0:
+                pods = subprocess.run(KUBECTL + ["get", "pods", "--namespace", "default", "-l", "app=" + name,
+                                                 "-o", "wide"], capture_output=True, text=True, timeout=60)
+                raise AssertionError("deployment %s did not roll out:\n%s%s\n%s\n%s" % (
+                    name, rollout.stdout, rollout.stderr, pods.stdout or pods.stderr, diagnosis()))
         return dict((name, [p["spec"]["nodeName"] for p in get("pods", "-n", "default", "-l", "app=" + name)["items"]])
                     for name in names)
 
