@@ -168,12 +168,12 @@ def placement_chart(spec):
     return lines
 
 
-def waves_chart(spec):
+def waves_chart(spec, built=None):
     """A flowchart of the sync waves, lowest first: Argo CD waits for each before the next."""
     ids = Ids()
     lines = ["flowchart LR"]
     previous = None
-    for wave in gitops.sync_waves(spec):
+    for wave in gitops.sync_waves(spec, built):
         node = ids("wave", wave["wave"])
         lines.append("  %s[%s]" % (node, label("wave %d" % wave["wave"], _names(wave["applications"]))))
         if previous:
@@ -188,7 +188,7 @@ def _store_of(external_secret):
     return ref.get("kind") or "SecretStore", ref.get("name") or ""
 
 
-def _readers(spec):
+def _readers(spec, built=None):
     """``(readers, cluster stores)`` of the tree's ExternalSecrets.
 
     ``readers``: namespace -> (store kind, store name) -> {"names", "targets", "paths"}, each sorted;
@@ -197,7 +197,7 @@ def _readers(spec):
     from, so the picture shows what Vault admits.
     """
     found, cluster_stores = {}, {}
-    for doc in gitops.raw_manifests(spec):
+    for doc in gitops.raw_manifests(spec, built):
         if doc["kind"] == "ClusterSecretStore":
             cluster_stores[doc["metadata"]["name"]] = doc
         if doc["kind"] != "ExternalSecret":
@@ -254,13 +254,13 @@ def _namespace_readers(spec, ids, namespace, by_store):
     return [head] + nodes + ["  end"] + edges
 
 
-def secrets_chart(spec):
+def secrets_chart(spec, built=None):
     """A flowchart from each secret source (Vault, cloud ClusterSecretStores) through each namespace's
     stores and ExternalSecrets to its Secrets.
 
     None when the tree holds no ExternalSecret.
     """
-    readers, cluster_stores = _readers(spec)
+    readers, cluster_stores = _readers(spec, built)
     if not readers:
         return None
     ids = Ids()
@@ -279,8 +279,8 @@ def _block(lines):
     return "```mermaid\n%s\n```\n" % "\n".join(lines)
 
 
-def environment_readme(spec):
-    """The Markdown text of ``clusters/<env>/README.md``."""
+def environment_readme(spec, built=None):
+    """The Markdown text of ``clusters/<env>/README.md``; ``built``: what ``gitops.build(spec)`` returned."""
     env = _MARKDOWN.sub(r"\\\1", " ".join(spec["environment"].split()))
     parts = [
         "# Platform: %s\n" % env,
@@ -293,10 +293,10 @@ def environment_readme(spec):
         "## Sync waves\n",
         "Argo CD applies the Applications one wave after another, lowest first, each wave once the "
         "previous one is healthy.\n",
-        _block(waves_chart(spec)),
+        _block(waves_chart(spec, built)),
         "## Where secrets come from\n",
     ]
-    chart = secrets_chart(spec)
+    chart = secrets_chart(spec, built)
     if chart is None:
         parts.append("Nothing in this environment reads Vault: the tree holds no ExternalSecret.\n")
     else:

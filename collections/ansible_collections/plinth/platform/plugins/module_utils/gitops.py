@@ -98,11 +98,15 @@ def release_values(spec, release, settings):
     return sizing.sized(spec, release, settings, release.values(spec, settings) if release.values else {})
 
 
-def documents(spec):
-    """Every file of the tree: path -> list of documents (values files hold one)."""
+def documents(spec, built=None):
+    """Every file of the tree: path -> list of documents (values files hold one).
+
+    ``built``: what ``build(spec)`` returned, when the caller has it already.
+    """
     env = spec["environment"]
     tree = {}
-    deployed, apps = _manifests(spec)
+    built = built or build(spec)
+    deployed, apps = built
     for component, release, settings, raw in deployed:
         folder = "infra/%s" % release.name
         if release.chart is not None:
@@ -112,7 +116,7 @@ def documents(spec):
         folder = "apps/%s" % app["name"]
         tree["%s/values-%s.yaml" % (folder, env)] = [app_values.values(spec, app)]
         _add_raw(tree, "%s/%s" % (folder, env), raw)
-    tree.update(_argocd_documents(spec))
+    tree.update(_argocd_documents(spec, built))
     return tree
 
 
@@ -126,14 +130,14 @@ def argocd_documents(spec):
     return _argocd_documents(spec)
 
 
-def raw_manifests(spec):
+def raw_manifests(spec, built=None):
     """Every raw manifest of the tree, in tree order: the same documents ``documents`` writes
     under ``infra/`` and ``apps/``, without building any Helm values."""
-    deployed, apps = _manifests(spec)
+    deployed, apps = built or build(spec)
     return [doc for _c, _r, _s, raw in deployed for doc in raw] + [doc for _app, raw in apps for doc in raw]
 
 
-def _manifests(spec):
+def build(spec):
     """``(deployed releases, apps with manifests)``, as ``_deployed_releases`` and ``_apps_with_manifests``
     give them, with the SecretStore and reader ServiceAccount of every namespace that reads secrets
     added to the first Application holding an ExternalSecret there: one owner each."""
@@ -210,13 +214,13 @@ def _apps_with_manifests(spec):
     return found
 
 
-def _argocd_documents(spec):
+def _argocd_documents(spec, built=None):
     env = spec["environment"]
     tree = {}
     destinations = {"root": set([argocd_namespace(spec)]), "infra": set(), "platform": set(), "business": set()}
     for component, release, settings in releases(spec):
         destinations[component.project].add(release.namespace or settings["namespace"])
-    deployed, apps = _manifests(spec)
+    deployed, apps = built or build(spec)
     for component, release, settings, raw in deployed:
         folder = "infra/%s" % release.name
         values_file = "%s/values-%s.yaml" % (folder, env) if release.chart is not None else None
@@ -475,12 +479,14 @@ def dump(docs):
 def render(spec):
     """Path -> file content for the whole tree: the YAML documents and the text files."""
     header = HEADER % spec["environment"]
-    files = dict((path, header + "---\n" + dump(docs)) for path, docs in sorted(documents(spec).items()))
-    files.update(texts(spec))
+    # The raw manifests are built once, for the documents and for the README's pictures.
+    built = build(spec)
+    files = dict((path, header + "---\n" + dump(docs)) for path, docs in sorted(documents(spec, built).items()))
+    files.update(texts(spec, built))
     return files
 
 
-def texts(spec):
+def texts(spec, built=None):
     """The files of the tree that are not YAML, path -> content: the environment's README with its diagrams.
 
     Beside root.yaml, not under apps/: the root Application syncs that folder, and a README is no
@@ -488,17 +494,17 @@ def texts(spec):
     """
     # Imported here: the diagram reads the sync waves and the ExternalSecrets from this module.
     from ansible_collections.plinth.platform.plugins.module_utils import diagram
-    return {"clusters/%s/README.md" % spec["environment"]: diagram.environment_readme(spec)}
+    return {"clusters/%s/README.md" % spec["environment"]: diagram.environment_readme(spec, built or build(spec))}
 
 
-def sync_waves(spec):
+def sync_waves(spec, built=None):
     """The child Applications grouped by sync wave, in the order Argo CD applies them.
 
     ``[{"wave": 0, "applications": ["argo-cd", "cilium"]}, ...]``, lowest wave first.
     """
     waves = {}
     namespace = argocd_namespace(spec)
-    for path, docs in _argocd_documents(spec).items():
+    for path, docs in _argocd_documents(spec, built).items():
         for doc in docs:
             meta = doc.get("metadata") or {}
             if doc.get("kind") != "Application" or meta.get("namespace") != namespace \

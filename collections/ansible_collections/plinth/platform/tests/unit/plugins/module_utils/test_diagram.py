@@ -185,7 +185,7 @@ def test_cloud_stores_are_sources_of_their_own(production_spec, monkeypatch):
     cloud_read["spec"]["secretStoreRef"] = {"kind": "ClusterSecretStore", "name": "aws-main"}
     store = {"apiVersion": common.ESO_API, "kind": "ClusterSecretStore", "metadata": {"name": "aws-main"},
              "spec": {"provider": {"aws": {"service": "SecretsManager", "region": "eu-central-1"}}}}
-    monkeypatch.setattr(gitops, "raw_manifests", lambda spec: [vault_read, cloud_read, store])
+    monkeypatch.setattr(gitops, "raw_manifests", lambda spec, built=None: [vault_read, cloud_read, store])
     lines = diagram.secrets_chart(production_spec)
     check_mermaid(lines)
     chart = "\n".join(lines)
@@ -196,7 +196,7 @@ def test_cloud_stores_are_sources_of_their_own(production_spec, monkeypatch):
 
 
 def test_without_external_secrets_there_is_no_secrets_chart(production_spec, monkeypatch):
-    monkeypatch.setattr(gitops, "raw_manifests", lambda spec: [])
+    monkeypatch.setattr(gitops, "raw_manifests", lambda spec, built=None: [])
     text = diagram.environment_readme(production_spec)
     assert len(blocks(text)) == 2
     assert "holds no ExternalSecret" in text
