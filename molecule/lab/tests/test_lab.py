@@ -124,6 +124,16 @@ def test_static_and_system_pods_run():
     assert [p["metadata"]["name"] for p in pods if p["metadata"]["name"] not in running] == []
 
 
+@pytest.mark.parametrize("node", CONTROL_PLANES + sorted(POOLS))
+def test_kubelets_judge_the_shared_disk_by_what_is_left(node):
+    """Each running kubelet took the lab's disk thresholds from the kubeadm configuration: no image
+    deletion, eviction only near an absolute low, the other signals at the kubelet's defaults."""
+    config = json.loads(kubectl("get", "--raw", "/api/v1/nodes/%s/proxy/configz" % node))["kubeletconfig"]
+    assert config["imageGCHighThresholdPercent"] == 100
+    assert config["evictionHard"] == {"memory.available": "100Mi", "nodefs.available": "1Gi",
+                                      "nodefs.inodesFree": "5%", "imagefs.available": "1Gi"}
+
+
 def test_the_cluster_was_created_on_the_first_control_plane_host(host):
     """kubeadm init runs on the first control-plane host in inventory order, which keeps its init configuration."""
     assert host.file("/etc/plinth/kubeadm/init.yaml").exists

@@ -285,7 +285,7 @@ def cluster_configuration(spec, opts):
 
 
 def kubelet_configuration(opts):
-    return {
+    config = {
         "apiVersion": KUBELET_API,
         "kind": "KubeletConfiguration",
         # containerd runs with SystemdCgroup = true: both must use the same driver.
@@ -298,6 +298,13 @@ def kubelet_configuration(opts):
         # self-signed certificate that metrics-server refuses.
         "serverTLSBootstrap": opts["kubelet_server_tls_bootstrap"],
     }
+    if opts["kubelet_eviction_hard"]:
+        config["evictionHard"] = dict(kubeadm_options.EVICTION_HARD_DEFAULTS, **opts["kubelet_eviction_hard"])
+    for key, option in (("imageGCHighThresholdPercent", "kubelet_image_gc_high_threshold_percent"),
+                        ("imageGCLowThresholdPercent", "kubelet_image_gc_low_threshold_percent")):
+        if opts[option] is not None:
+            config[key] = opts[option]
+    return config
 
 
 def kube_proxy_configuration(spec, opts):

@@ -27,11 +27,19 @@ RESERVED_DIRECTORIES = frozenset((
     "/usr/local/share/ca-certificates",
 ))
 
+# The kubelet's hard eviction thresholds when it is given none. Given some, it sets the
+# others to zero (no eviction on them), so Plinth adds these for the signals left out.
+EVICTION_HARD_DEFAULTS = {"memory.available": "100Mi", "nodefs.available": "10%", "nodefs.inodesFree": "5%",
+                          "imagefs.available": "15%"}
+EVICTION_SIGNALS = ("memory.available", "nodefs.available", "nodefs.inodesFree", "imagefs.available",
+                    "imagefs.inodesFree", "containerfs.available", "containerfs.inodesFree", "pid.available")
+
 # Key sizes (bytes) each local encryption provider accepts.
 ENCRYPTION_KEY_SIZES = {"secretbox": (32,), "aescbc": (16, 24, 32)}
 
 RESOURCE = re.compile(r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.(\*|[a-z0-9]([-a-z0-9.]*[a-z0-9])?))?$")
 PREFLIGHT_CHECK = re.compile(r"^([A-Za-z][A-Za-z0-9-]*|all)$")
+PERCENT = re.compile(r"^(100|[0-9]{1,2}(\.[0-9]+)?)%$")
 IMAGE_REPOSITORY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$")
 
 
@@ -93,6 +101,18 @@ def _preflight_check(value):
     return None
 
 
+def _eviction_signal(value):
+    if value not in EVICTION_SIGNALS:
+        return "must be one of the kubelet's eviction signals: %s" % ", ".join(EVICTION_SIGNALS)
+    return None
+
+
+def _eviction_threshold(value):
+    if isinstance(value, str) and (s.quantity(value) is None or PERCENT.match(value)):
+        return None
+    return "must be a quantity like 500Mi or 2Gi, or a percentage like 10%"
+
+
 def _resource(value):
     if not RESOURCE.match(value):
         return "must be a resource, optionally with its group: secrets, configmaps, widgets.example.com, *.apps"
@@ -120,6 +140,18 @@ OPTIONS = {
                                                      "metrics-server verifies; their requests are approved by the "
                                                      "kubelet_serving_certs role and the kubelet_csr_approver "
                                                      "component"),
+    "kubelet_eviction_hard": s.Map(keys=s.Str(checks=[_eviction_signal]), values=s.Str(checks=[_eviction_threshold]),
+                                   default={},
+                                   doc="the kubelet's hard eviction thresholds by signal (nodefs.available: 2Gi); "
+                                       "a signal left out keeps the kubelet's default; empty: the kubelet's "
+                                       "defaults"),
+    "kubelet_image_gc_high_threshold_percent": s.Int(None, nullable=True, minimum=1, maximum=100,
+                                                     doc="disk use at which the kubelet deletes unused images "
+                                                         "(100 never does); unset: the kubelet's 85"),
+    "kubelet_image_gc_low_threshold_percent": s.Int(None, nullable=True, minimum=0, maximum=99,
+                                                    doc="disk use the kubelet's image deletion brings the disk "
+                                                        "down to; below the high threshold; unset: the "
+                                                        "kubelet's 80"),
     "etcd_listen_metrics_urls": s.Str(None, nullable=True, checks=[_metrics_urls],
                                       doc="etcd's plain-HTTP metrics listener; unset: http://0.0.0.0:2381 "
                                           "(http://[::]:2381 on IPv6) while monitoring scrapes the control "
@@ -142,7 +174,8 @@ OPTIONS = {
 
 
 # Options whose empty value means "kubeadm's default", like null.
-UNSET_WHEN_EMPTY = ("etcd_listen_metrics_urls", "component_bind_address")
+UNSET_WHEN_EMPTY = ("etcd_listen_metrics_urls", "component_bind_address", "kubelet_image_gc_high_threshold_percent",
+                    "kubelet_image_gc_low_threshold_percent")
 
 
 def default_options():
@@ -171,7 +204,22 @@ def checked(options, errors, prefix=""):
         errors.add(prefix + "encryption_resources", opts["encryption_resources"],
                    "must include secrets (or a wildcard that covers them, '*.' or '*.*') while "
                    "%ssecrets_encryption is true" % prefix)
+    _check_image_gc(opts, prefix, errors)
     return opts
+
+
+def _check_image_gc(opts, prefix, errors):
+    """The kubelet refuses to start unless the low threshold is below the high one."""
+    high = opts["kubelet_image_gc_high_threshold_percent"]
+    low = opts["kubelet_image_gc_low_threshold_percent"]
+    if any(isinstance(value, bool) or not isinstance(value, (int, type(None))) for value in (high, low)):
+        return
+    effective_high = 85 if high is None else high
+    effective_low = 80 if low is None else low
+    if effective_low >= effective_high:
+        errors.add(prefix + "kubelet_image_gc_low_threshold_percent", effective_low,
+                   "must be below %skubelet_image_gc_high_threshold_percent (%s%s)"
+                   % (prefix, effective_high, ", the kubelet's default" if high is None else ""))
 
 
 def _covers_secrets(resources):

@@ -284,6 +284,16 @@ def test_kubelet_configuration():
     assert kubelet["KubeletConfiguration"]["serverTLSBootstrap"] is False
 
 
+def test_kubelet_eviction_keeps_the_defaults_of_the_signals_left_out():
+    # The kubelet zeroes every hard threshold it is not given once it is given one.
+    kubelet = init(options={"kubelet_eviction_hard": {"nodefs.available": "2Gi", "imagefs.available": "2Gi"},
+                            "kubelet_image_gc_high_threshold_percent": 100})["KubeletConfiguration"]
+    assert kubelet["evictionHard"] == {"memory.available": "100Mi", "nodefs.available": "2Gi",
+                                       "nodefs.inodesFree": "5%", "imagefs.available": "2Gi"}
+    assert kubelet["imageGCHighThresholdPercent"] == 100
+    assert "imageGCLowThresholdPercent" not in kubelet
+
+
 def test_first_control_plane_host_registers_tainted_with_its_own_address():
     docs = init(certificate_key=CERT_KEY, options={"ignore_preflight_errors": ["SystemVerification"]})
     first = docs["InitConfiguration"]

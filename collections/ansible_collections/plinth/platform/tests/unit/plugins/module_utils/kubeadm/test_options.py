@@ -70,6 +70,36 @@ def test_listen_addresses_must_exist_on_every_control_plane_host(option, value, 
         assert errors[0].endswith("every control-plane host shares it, so it must be 0.0.0.0, ::, 127.0.0.1 or ::1")
 
 
+@pytest.mark.parametrize("options,error", [
+    ({"kubelet_eviction_hard": {"disk.available": "1Gi"}},
+     "control_plane_kubelet_eviction_hard.disk.available: got 'disk.available'; must be one of the kubelet's "
+     "eviction signals: memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, "
+     "imagefs.inodesFree, containerfs.available, containerfs.inodesFree, pid.available"),
+    ({"kubelet_eviction_hard": {"nodefs.available": "10 %"}},
+     "control_plane_kubelet_eviction_hard.nodefs.available: got '10 %'; must be a quantity like 500Mi or 2Gi, "
+     "or a percentage like 10%"),
+    ({"kubelet_image_gc_high_threshold_percent": 101},
+     "control_plane_kubelet_image_gc_high_threshold_percent: got 101; must be at most 100"),
+    ({"kubelet_image_gc_high_threshold_percent": 70},
+     "control_plane_kubelet_image_gc_low_threshold_percent: got 80; must be below "
+     "control_plane_kubelet_image_gc_high_threshold_percent (70)"),
+    ({"kubelet_image_gc_low_threshold_percent": 90},
+     "control_plane_kubelet_image_gc_low_threshold_percent: got 90; must be below "
+     "control_plane_kubelet_image_gc_high_threshold_percent (85, the kubelet's default)"),
+])
+def test_kubelet_disk_thresholds_are_checked(options, error):
+    assert problems(documents.init_documents, spec_of(), "cp-1", options, prefix=CONTROL_PLANE) == [error]
+
+
+def test_kubelet_disk_thresholds_accept_what_the_kubelet_does():
+    options = {"kubelet_eviction_hard": {"nodefs.available": "2Gi", "nodefs.inodesFree": "5%",
+                                         "memory.available": "0.5%"},
+               "kubelet_image_gc_high_threshold_percent": 100, "kubelet_image_gc_low_threshold_percent": 90}
+    kubelet = init(options=options)["KubeletConfiguration"]
+    assert kubelet["evictionHard"]["memory.available"] == "0.5%"
+    assert (kubelet["imageGCHighThresholdPercent"], kubelet["imageGCLowThresholdPercent"]) == (100, 90)
+
+
 def test_file_options_need_directories_of_their_own():
     options = {"encryption_config_file": "/etc/kubernetes/encryption.yaml",
                "audit_policy_file": "/var/log/kubernetes/audit/policy.yaml",
