@@ -9,7 +9,8 @@ The image list is kubeadm's own: `kubeadm config images list` of the release
 pause, etcd). Each image is one static binary on a small shared base layer:
 
     kube-*    /usr/local/bin/<name>   kubeadm's manifests name the command
-    etcd      /usr/local/bin/etcd     (the release kubeadm deploys, e.g. 3.6.8)
+    etcd      /usr/local/bin/etcd     (the release kubeadm deploys, e.g. 3.6.8), with
+                                      etcdctl and etcdutl beside it, as upstream
     coredns   /coredns                entrypoint; args come from kubeadm's Deployment
     pause     /pause                  entrypoint; airgap/pause, the sandbox process
     kube-vip  /kube-vip               entrypoint; only with --extra-images (the control
@@ -48,7 +49,7 @@ import subprocess
 import tempfile
 import time
 
-from airgap import artifact_mirror, cache, gomodules, launch
+from airgap import artifact_mirror, build_kubernetes, cache, gomodules, launch
 from airgap.oci import BuildError, split_reference, write_image
 
 PAUSE_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pause")
@@ -119,11 +120,11 @@ def image_file_name(short_name, tag, arch):
 def ensure_kubernetes_binaries(args, etcd_version):
     """Build what build_kubernetes.py has not cached yet: kubeadm, the control plane, etcd."""
     bin_dir = os.path.join(args.cache, "kubernetes", args.version, "bin")
-    etcd = os.path.join(args.cache, "etcd", "v" + etcd_version, "bin", "etcd") if etcd_version else None
+    etcd = os.path.join(args.cache, "etcd", "v" + etcd_version, "bin") if etcd_version else None
     names = ("kubeadm",) + KUBERNETES_IMAGES
     missing = [name for name in names if not os.path.exists(os.path.join(bin_dir, name))]
-    if etcd and not os.path.exists(etcd):
-        missing.append("etcd")
+    if etcd and not all(os.path.exists(os.path.join(etcd, name)) for name in build_kubernetes.ETCD_BINARIES):
+        missing.append(build_kubernetes.ETCD_BINARY)
     if not missing:
         return bin_dir, etcd
     command = launch.module_command("airgap.build_kubernetes", "--version", args.version[1:], "--cache", args.cache,
@@ -297,9 +298,12 @@ def image_plan(args, reference, binaries):
             inputs["debs"] = names
         return layers, ["/usr/local/bin/" + short], inputs
     if short == "etcd":
-        binary = binaries["etcd"]
-        return ([base, ("etcd %s at /usr/local/bin" % tag, binary_entries(binary, "usr/local/bin/etcd"))],
-                ["/usr/local/bin/etcd"], {"etcd": sha256_file(binary)})
+        names = sorted(build_kubernetes.ETCD_BINARIES)
+        paths = dict((name, os.path.join(binaries["etcd"], name)) for name in names)
+        entries = binary_entries(paths["etcd"], "usr/local/bin/etcd")
+        entries += [("usr/local/bin/" + name, "file", 0o755, paths[name]) for name in names if name != "etcd"]
+        return ([base, ("%s %s at /usr/local/bin" % (", ".join(names), tag), entries)],
+                ["/usr/local/bin/etcd"], dict((name, sha256_file(path)) for name, path in paths.items()))
     if short == "coredns":
         binary = binaries["coredns"]
         return ([base, ("coredns %s at /coredns" % tag, binary_entries(binary, "coredns"))],

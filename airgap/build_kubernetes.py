@@ -17,8 +17,10 @@ repository. A cold kube-apiserver build takes about ten minutes on two cores.
 etcd is a binary of its own release train: `--binaries etcd` builds the etcd
 that kubeadm of the requested Kubernetes release runs (its DefaultEtcdVersion,
 or --etcd-version) from go.etcd.io/etcd/server/v3, whose go.mod replaces the
-other etcd modules with local paths just like Kubernetes' staging modules. It
-lands in <cache>/etcd/v<etcd version>/bin/etcd.
+other etcd modules with local paths just like Kubernetes' staging modules, with
+etcdctl and etcdutl (go.etcd.io/etcd/etcdctl/v3, .../etcdutl/v3) of the same
+release, which the upstream etcd image carries beside it for snapshots and
+restores. They land in <cache>/etcd/v<etcd version>/bin/.
 
 The CNI plugins are another: `--binaries cni-plugins` builds bridge, host-local,
 loopback and portmap (what the cni_bridge role installs) from
@@ -58,9 +60,11 @@ BUILD_TAGS = "selinux,notest,grpcnotrace"
 # Both packages carry the version variables; the release stamps both.
 VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
 
-# The etcd server module holds the etcd main package at its root.
+# The etcd server module holds the etcd main package at its root; the clients' modules hold theirs.
 ETCD_MODULE = "go.etcd.io/etcd/server/v3"
 ETCD_BINARY = "etcd"
+ETCD_BINARIES = {ETCD_BINARY: ETCD_MODULE, "etcdctl": "go.etcd.io/etcd/etcdctl/v3",
+                 "etcdutl": "go.etcd.io/etcd/etcdutl/v3"}
 ETCD_SHA_VARIABLE = "go.etcd.io/etcd/api/v3/version.GitSHA"
 # kubeadm's constants name the etcd image tag it deploys, e.g. "3.6.8-0".
 KUBEADM_ETCD_RE = re.compile(r'DefaultEtcdVersion\s*=\s*"(\d+\.\d+\.\d+)-\d+"')
@@ -278,45 +282,49 @@ def kubeadm_etcd_version(kubernetes):
     return match.group(1)
 
 
-def resolve_etcd(wanted):
+def resolve_etcd(wanted, module=ETCD_MODULE):
     version = "v%d.%d.%d" % gomodules.parse_version(wanted)
-    info = gomodules.module_info(ETCD_MODULE, version)
+    info = gomodules.module_info(module, version)
     if not info:
-        raise gomodules.BuildError("%s %s is not on the Go module proxy" % (ETCD_MODULE, version))
+        raise gomodules.BuildError("%s %s is not on the Go module proxy" % (module, version))
     return info
 
 
 def build_etcd_release(args, kubernetes):
-    """Build etcd once into <cache>/etcd/v<version>/bin/; returns (bin_dir, timings)."""
+    """Build etcd, etcdctl and etcdutl once into <cache>/etcd/v<version>/bin/; returns (bin_dir, timings)."""
     info = resolve_etcd(args.etcd_version or kubeadm_etcd_version(kubernetes))
     release_dir = os.path.join(args.cache, "etcd", info["Version"])
     bin_dir = os.path.join(release_dir, "bin")
     os.makedirs(bin_dir, exist_ok=True)
     info_path = os.path.join(release_dir, "build-info.json")
-    target = os.path.join(bin_dir, ETCD_BINARY)
+    timings = []
     with gomodules.locked(os.path.join(release_dir, ".lock")):
         gomodules.remove_partial_builds(bin_dir)
-        if os.path.exists(target) and not args.force:
-            gomodules.log("%-24s already built, skipped" % ETCD_BINARY)
-            return bin_dir, []
+        wanted = gomodules.not_built(bin_dir, sorted(ETCD_BINARIES), args.force)
         build_info = gomodules.load_build_info(info_path)
         build_info["etcd_version"] = info["Version"]
-        seconds = build_etcd(info, release_dir, target, args.arch)
-        build_info["binaries"][ETCD_BINARY] = gomodules.build_record(info, ETCD_MODULE, ETCD_MODULE, args.arch, seconds)
-        gomodules.save_build_info(info_path, build_info)
-    return bin_dir, [(ETCD_BINARY, seconds)]
+        for name in wanted:
+            module = ETCD_BINARIES[name]
+            module_info = info if module == ETCD_MODULE else resolve_etcd(info["Version"], module)
+            seconds = build_etcd(module_info, name, release_dir, os.path.join(bin_dir, name), args.arch)
+            build_info["binaries"][name] = gomodules.build_record(module_info, module, module, args.arch, seconds)
+            gomodules.save_build_info(info_path, build_info)
+            timings.append((name, seconds))
+    return bin_dir, timings
 
 
-def build_etcd(info, release_dir, target, arch):
-    work_dir = os.path.join(release_dir, "work", "etcd")
-    # The sibling etcd modules (api, client, pkg) are published under the same tag.
+def build_etcd(info, name, release_dir, target, arch):
+    """One etcd binary from the main package at the root of its module (``info``)."""
+    work_dir = os.path.join(release_dir, "work", name)
+    module = info["Path"]
+    # The sibling etcd modules (api, client, pkg, server) are published under the same tag.
     gomodules.prepare_work_module(
-        work_dir, info, [ETCD_MODULE],
+        work_dir, info, [module],
         lambda go_mod: staging_replacements(go_mod, info["Version"],
                                             os.path.join(work_dir, "stubs")))
     ldflags = "-s -w -X '%s=%s'" % (ETCD_SHA_VARIABLE, gomodules.module_origin(info).get("Hash", ""))
-    gomodules.log("building etcd %s ..." % info["Version"])
-    return gomodules.go_build(work_dir, ETCD_MODULE, target, ldflags, None, arch)
+    gomodules.log("building %s %s ..." % (name, info["Version"]))
+    return gomodules.go_build(work_dir, module, target, ldflags, None, arch)
 
 
 def resolve_cni_plugins(wanted):
@@ -424,7 +432,7 @@ def parse_args(argv):
         description="Build Kubernetes binaries (and crictl) for linux from the Go module "
                     "proxy into a per-version cache, once.",
         epilog="Output: <cache>/kubernetes/v<VERSION>/bin/<binary> plus build-info.json "
-               "beside bin/; etcd goes to <cache>/etcd/v<ETCD VERSION>/bin/etcd, the CNI "
+               "beside bin/; etcd, etcdctl and etcdutl go to <cache>/etcd/v<ETCD VERSION>/bin/, the CNI "
                "plugins to <cache>/cni-plugins/v<CNI VERSION>/bin/<plugin>, kwok to "
                "<cache>/kwok/v<KWOK VERSION>/bin/kwok (its Stages in .../stages/). "
                "Example: %(prog)s --version 1.36.3 "

@@ -75,6 +75,25 @@ def test_image_is_an_oci_layout_named_for_containerd(binary, tmp_path):
         assert etcd.mode == 0o755 and tar.extractfile(etcd).read() == b"\x7fELF stand-in for etcd"
 
 
+def test_etcd_image_carries_etcdctl_and_etcdutl(tmp_path):
+    """As upstream's image does: the etcd backup runs them inside the etcd container."""
+    for name in ("etcd", "etcdctl", "etcdutl"):
+        (tmp_path / name).write_bytes(b"\x7fELF stand-in for " + name.encode())
+    layers, entrypoint, inputs = build_images.image_plan(None, REFERENCE, {"etcd": str(tmp_path)})
+    assert entrypoint == ["/usr/local/bin/etcd"]
+    assert sorted(inputs) == ["etcd", "etcdctl", "etcdutl"]
+    target = os.path.join(str(tmp_path), "etcd.tar")
+    build_images.write_image(target, REFERENCE, "amd64", layers, entrypoint)
+    layout = read_layout(target)
+    index = json.loads(layout["index.json"][1])
+    manifest = json.loads(layout["blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]][1])
+    binaries = manifest["layers"][-1]["digest"].split(":")[1]
+    with tarfile.open(fileobj=io.BytesIO(layout["blobs/sha256/" + binaries][1])) as layer:
+        files = dict((m.name, (m.mode, layer.extractfile(m).read())) for m in layer.getmembers() if m.isfile())
+    assert files == dict(("usr/local/bin/" + name, (0o755, b"\x7fELF stand-in for " + name.encode()))
+                         for name in ("etcd", "etcdctl", "etcdutl"))
+
+
 def test_layers_are_deterministic(binary, tmp_path):
     first_dir, second_dir = tmp_path / "one", tmp_path / "two"
     first_dir.mkdir()

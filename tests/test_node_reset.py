@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: Plinth contributors
 # SPDX-License-Identifier: Apache-2.0
-"""playbooks/reset.yml refuses to run without the cluster's name, before any host is contacted.
+"""The destructive and Day-2 playbooks check their input before any host is contacted.
 
 The playbook is never run against a reachable host here: it would reset that host. Every
 inventory host points at a loopback address where the test itself listens, so the test sees
@@ -218,3 +218,24 @@ def test_remove_node_with_confirmation_works_through_the_control_plane_only(lab)
     cp = "127.0.0.%d" % (200 + sorted(lab["hosts"]).index("stg-cp-1"))
     assert sorted(set(lab["listeners"].connections)) == [cp], output
     assert "stg-cp-1" in _recap(output) and "stg-worker-2" not in _recap(output)
+
+
+BACKUP = os.path.join(REPO, "playbooks", "etcd_backup.yml")
+
+
+def test_etcd_backup_refuses_a_host_without_etcd_before_contacting_a_host(lab):
+    code, output = _run(lab, BACKUP, "-e", "etcd_backup_from=stg-worker-2")
+    assert code != 0, output
+    assert ("etcd_backup_from: got 'stg-worker-2'; must be one of the control-plane hosts (stg-cp-1), "
+            "which run etcd") in " ".join(output.split()), output
+    _assert_untouched(lab, output)
+
+
+def test_etcd_backup_goes_to_the_first_control_plane_host_only(lab):
+    """The control case: by default the run goes to the first control-plane host (which hangs up)."""
+    code, output = _run(lab, BACKUP, "--check")
+    assert code != 0, output
+    assert "must be one of the control-plane hosts" not in output
+    cp = "127.0.0.%d" % (200 + sorted(lab["hosts"]).index("stg-cp-1"))
+    assert sorted(set(lab["listeners"].connections)) == [cp], output
+    assert "stg-cp-1" in _recap(output)

@@ -2,11 +2,14 @@
 
 import os
 import re
+import shlex
+import subprocess
 
 import pytest
 import yaml
 
 from ansible_collections.plinth.platform.plugins.module_utils import kubeadm
+from ansible_collections.plinth.platform.plugins.module_utils.components import alerts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROLES_DIR = os.path.join(ROOT, "roles")
@@ -128,6 +131,7 @@ def _render(role, template, **variables):
                              trim_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters["bool"] = bool
     env.filters["to_json"] = lambda value: __import__("json").dumps(value)
+    env.filters["quote"] = shlex.quote
     defaults = load(role, "defaults", "main.yml")
     internal = load(role, "vars", "main.yml")
     context = dict(defaults, **{k: v for k, v in internal.items() if "{{" not in str(v)})
@@ -220,3 +224,20 @@ def test_kube_vip_static_pod_holds_the_endpoint(kubeconfig):
     volume = pod["spec"]["volumes"][0]
     assert (mount["name"], mount["mountPath"], mount["readOnly"]) == (volume["name"], "/etc/kubernetes/admin.conf", True)
     assert volume["hostPath"] == {"path": kubeconfig, "type": "File"}
+
+
+# --- etcd backups ------------------------------------------------------------------------
+
+def test_etcd_backup_reports_what_the_alert_reads(tmp_path):
+    """The snapshot command writes the gauge PlinthEtcdBackupMissing reads, where node-exporter reads it."""
+    defaults = load("etcd_backup", "defaults", "main.yml")
+    assert defaults["etcd_backup_textfile_dir"] == alerts.TEXTFILE_DIRECTORY
+    script = _render("etcd_backup", "plinth-etcd-backup.j2", ansible_managed="managed", inventory_hostname="cp-1",
+                     etcd_backup_dir="/srv/etcd backups")
+    assert "\n%s $(date +%%s)\n" % alerts.ETCD_BACKUP_METRIC in script
+    assert "# TYPE %s gauge" % alerts.ETCD_BACKUP_METRIC in script
+    assert "backups='/srv/etcd backups'\n" in script and "keep=28\n" in script
+    path = tmp_path / "plinth-etcd-backup"
+    path.write_text(script)
+    checked = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr

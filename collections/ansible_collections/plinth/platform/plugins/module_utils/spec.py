@@ -328,12 +328,13 @@ def controller_paths(spec, playbook_dir):
     """Where the playbooks keep their files on the controller, beside the playbooks' folder.
 
     ``build_dir`` holds each environment's admin kubeconfig (``kubeconfig``, written by the
-    control-plane stage) and, unless plinth_gitops.checkout_dir names another, the GitOps clone.
+    control-plane stage), its etcd snapshots (``etcd_backups``, from playbooks/etcd_backup.yml) and, unless plinth_gitops.checkout_dir names another, the GitOps clone.
     """
     build_dir = ("%s/../build" % playbook_dir) if playbook_dir else "../build"
     return {
         "build_dir": build_dir,
         "kubeconfig": "%s/%s/admin.conf" % (build_dir, spec["environment"]),
+        "etcd_backups": "%s/%s/etcd-backups" % (build_dir, spec["environment"]),
         "gitops_checkout": spec["gitops"].get("checkout_dir") or "%s/gitops" % build_dir,
     }
 

@@ -56,11 +56,12 @@ OPTIONS = s.Dict({
     "certificate_expiry": s.Str("7d", checks=[s.duration],
                                 doc="Warn when a kubelet certificate, or a client certificate presented to "
                                     "the API server, expires within this long."),
-    "etcd_backup_max_age": s.Str(None, nullable=True, checks=[s.duration],
+    "etcd_backup_max_age": s.Str("13h", nullable=True, checks=[s.duration],
                                  doc="Alert when the newest etcd backup of any control-plane host is older "
-                                     "than this, or none was ever reported. Null (the default) leaves the rule "
-                                     "out: set it once the control-plane hosts run the etcd backup timer, "
-                                     "which publishes " + ETCD_BACKUP_METRIC + " through node-exporter."),
+                                     "than this, or none was ever reported. The control-plane hosts' backup "
+                                     "timer (roles/etcd_backup, every 6h by default) publishes "
+                                     + ETCD_BACKUP_METRIC + " through node-exporter: keep this above its "
+                                     "interval. Null leaves the rule out."),
 }, doc="Plinth's alerting rules.")
 
 
@@ -199,8 +200,9 @@ def etcd_backup_group(spec, settings):
               "15m", "critical",
               "No etcd backup newer than %s" % max_age,
               "No control-plane host has reported a successful etcd backup in the last %s (or none ever did). "
-              "Check the etcd backup timer and its last run on each control-plane host (`systemctl status` and "
-              "`journalctl` of its unit), and the file it writes in %s." % (max_age, TEXTFILE_DIRECTORY)),
+              "Check the etcd backup timer and its last run on each control-plane host (`systemctl status "
+              "plinth-etcd-backup.timer`, `journalctl -u plinth-etcd-backup`), and the file it writes in %s."
+              % (max_age, TEXTFILE_DIRECTORY)),
     ]}
 
 

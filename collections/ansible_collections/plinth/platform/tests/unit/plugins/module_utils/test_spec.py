@@ -100,6 +100,7 @@ def test_paths_sit_beside_the_playbooks(example_env):
     assert spec["paths"] == {
         "build_dir": "/srv/plinth/playbooks/../build",
         "kubeconfig": "/srv/plinth/playbooks/../build/%s/admin.conf" % example_env,
+        "etcd_backups": "/srv/plinth/playbooks/../build/%s/etcd-backups" % example_env,
         "gitops_checkout": "/srv/plinth/playbooks/../build/gitops",
     }
 

@@ -47,7 +47,7 @@ def test_production_has_a_rule_for_each_platform_concern(spec):
         "PlinthExternalSecretNotReady",
         "PlinthCephHealthError", "PlinthCephHealthWarning",
         "PlinthKubeletClientCertificateExpiring", "PlinthKubeletServingCertificateExpiring",
-        "PlinthAPIServerClientCertificateExpiring",
+        "PlinthAPIServerClientCertificateExpiring", "PlinthEtcdBackupMissing",
     ]
 
 
@@ -104,6 +104,12 @@ def test_etcd_backup_rule_waits_for_its_threshold(production):
     assert rule["expr"] == ("time() - max(plinth_etcd_backup_last_success_timestamp_seconds) > 129600 "
                             "or absent(plinth_etcd_backup_last_success_timestamp_seconds)")
     assert rule["labels"] == {"severity": "critical"}
+
+
+def test_etcd_backup_rule_is_on_by_default_and_off_with_null(production):
+    # Two runs of the backup timer's default 6h schedule may be missed, not a third.
+    assert " > 46800 " in _rules(build(production))["PlinthEtcdBackupMissing"]["expr"]
+    assert "PlinthEtcdBackupMissing" not in _rules(build(production, monitoring={"alerts": {"etcd_backup_max_age": None}}))
 
 
 @pytest.mark.parametrize("option, value", [("certificate_expiry", "a week"), ("etcd_backup_max_age", "0h")])
