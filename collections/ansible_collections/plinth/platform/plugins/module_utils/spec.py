@@ -328,7 +328,8 @@ def controller_paths(spec, playbook_dir):
     """Where the playbooks keep their files on the controller, beside the playbooks' folder.
 
     ``build_dir`` holds each environment's admin kubeconfig (``kubeconfig``, written by the
-    control-plane stage), its etcd snapshots (``etcd_backups``, from playbooks/etcd_backup.yml) and, unless plinth_gitops.checkout_dir names another, the GitOps clone.
+    control-plane stage), its etcd snapshots (``etcd_backups``, from playbooks/etcd_backup.yml)
+    and, unless plinth_gitops.checkout_dir names another, the GitOps clone.
     """
     build_dir = ("%s/../build" % playbook_dir) if playbook_dir else "../build"
     return {
