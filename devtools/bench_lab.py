@@ -7,7 +7,9 @@ Times, as a user meets them:
   BENCH_LAB_COLD=1 builds everything into an empty cache instead (about half an hour);
 - booting the lab's six hosts and serving the mirror;
 - the bootstrap: `site.yml` on the fresh hosts until every node is Ready;
-- a no-op `site.yml` re-run (median of BENCH_LAB_REPEAT, default 1).
+- a no-op `site.yml` re-run (median of BENCH_LAB_REPEAT, default 1);
+- Day 2 on the three control-plane hosts: an etcd snapshot on demand (`etcd_backup.yml`, taken,
+  checked and fetched) and its restore (`etcd_restore.yml`, until every API server is ready again).
 
 The lab gets a prefix, subnet, API port and inventory of its own (never a lab started with
 `make lab`) and is removed at the end, whatever happened. Needs root.
@@ -93,8 +95,23 @@ def main():
             noop = [timed(common + ["site"], **quiet) for _ in range(REPEAT)]
             print("%-44s %8.1f   (median of %d: %s)" % ("site.yml, no-op re-run", statistics.median(noop), REPEAT,
                                                         ", ".join("%.1f" % s for s in noop)), flush=True)
+            day2(common, tmp, quiet)
         finally:
             subprocess.run(common + ["down"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def day2(common, tmp, quiet):
+    """An etcd snapshot on demand, then its restore onto the three control-plane hosts."""
+    fetched = os.path.join(tmp, "etcd-backups")
+    play = common + ["play"]
+    backup = timed(play + [os.path.join(lab.ROOT, "playbooks", "etcd_backup.yml"),
+                           "-e", "etcd_backup_fetch_dir=" + fetched], **quiet)
+    snapshot = os.path.join(fetched, [name for name in os.listdir(fetched) if name.endswith(".db")][0])
+    print("%-44s %8.1f   (%.1f MiB)" % ("etcd snapshot on demand, fetched", backup,
+                                        os.path.getsize(snapshot) / 2.0 ** 20), flush=True)
+    restore = timed(play + [os.path.join(lab.ROOT, "playbooks", "etcd_restore.yml"),
+                            "-e", "etcd_restore_snapshot=" + snapshot, "-e", "etcd_restore_confirm=lab"], **quiet)
+    print("%-44s %8.1f" % ("etcd restore, 3 control-plane hosts to ready", restore), flush=True)
 
 
 if __name__ == "__main__":

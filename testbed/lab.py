@@ -4,6 +4,7 @@
     lab.py up      [--control-planes 3] [--gateways 1] [--storage 1] [--workers 1]
                    [--prefix plinth-lab] [--subnet 10.123.66.0/24] [--api-port 16443] [--hosts-only]
     lab.py site    [ansible-playbook options...]     run site.yml against the lab again
+    lab.py play    PLAYBOOK [options...]             run another playbook (playbooks/etcd_backup.yml) against it
     lab.py status
     lab.py down
 
@@ -207,14 +208,14 @@ def up(args):
           flush=True)
 
 
-def site(args, extra):
+def site(args, extra, playbook=os.path.join(ROOT, "site.yml")):
     lab = saved(args) or die("no lab is up: `make lab` first")
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), K8S_AUTH_KUBECONFIG=lab["kubeconfig"],
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     start = time.perf_counter()
-    run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), os.path.join(ROOT, "site.yml"),
+    run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), os.path.abspath(playbook),
          "-i", lab["inventory"]] + list(extra), cwd=ROOT, env=env)
-    log("site.yml took %.1f s" % (time.perf_counter() - start))
+    log("%s took %.1f s" % (os.path.basename(playbook), time.perf_counter() - start))
 
 
 def ready_nodes(kubectl, kubeconfig):
@@ -285,6 +286,9 @@ def main(argv=None):
     start.add_argument("--hosts-only", action="store_true", help="boot the hosts and stop before site.yml")
     again = sub.add_parser("site", help="run site.yml against the lab again")
     again.add_argument("extra", nargs=argparse.REMAINDER)
+    other = sub.add_parser("play", help="run another playbook against the lab")
+    other.add_argument("playbook")
+    other.add_argument("extra", nargs=argparse.REMAINDER)
     sub.add_parser("status")
     sub.add_parser("down")
     args = parser.parse_args(argv)
@@ -293,6 +297,8 @@ def main(argv=None):
         return up(args)
     if args.command == "site":
         return site(args, args.extra)
+    if args.command == "play":
+        return site(args, args.extra, args.playbook)
     if args.command == "status":
         return status(args)
     return down(args)

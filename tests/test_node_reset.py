@@ -10,6 +10,7 @@ each connection attempt; a listener closes what it accepts, and the run ends the
 
 from __future__ import absolute_import, annotations, division, print_function
 
+import hashlib
 import json
 import os
 import shutil
@@ -239,3 +240,54 @@ def test_etcd_backup_goes_to_the_first_control_plane_host_only(lab):
     cp = "127.0.0.%d" % (200 + sorted(lab["hosts"]).index("stg-cp-1"))
     assert sorted(set(lab["listeners"].connections)) == [cp], output
     assert "stg-cp-1" in _recap(output)
+
+
+RESTORE = os.path.join(REPO, "playbooks", "etcd_restore.yml")
+
+
+@pytest.fixture
+def snapshot(lab):
+    path = lab["tmp"] / "etcd-stg-cp-1-20261204T200737Z.db"
+    path.write_bytes(b"a snapshot stand-in: these tests never reach a host")
+    return path
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], 'etcd_restore_confirm: got ""; must equal the name of the cluster, plinth_cluster_name "staging"'),
+    (["-e", "etcd_restore_confirm=production"], 'etcd_restore_confirm: got "production"; must equal'),
+    (["-e", "etcd_restore_confirm=staging", "-e", "etcd_restore_snapshot="],
+     'etcd_restore_snapshot: got ""; must be a snapshot file on the controller'),
+    (["-e", "etcd_restore_confirm=staging", "-e", "etcd_restore_snapshot=/nonexistent/etcd.db"],
+     'etcd_restore_snapshot: got "/nonexistent/etcd.db"; must be a snapshot file on the controller'),
+    (["-e", "etcd_restore_confirm=staging", "-e", "etcd_restore_exclude=stg-cp-1"],
+     'etcd_restore_exclude: got ["stg-cp-1"]; must list control-plane hosts (stg-cp-1) and leave at least one'),
+    (["-e", "etcd_restore_confirm=staging", "-e", "etcd_restore_exclude=stg-worker-2"],
+     'etcd_restore_exclude: got ["stg-worker-2"]; must list control-plane hosts'),
+])
+def test_etcd_restore_refuses_before_contacting_a_host(lab, snapshot, extra, message):
+    code, output = _run(lab, RESTORE, "-e", "etcd_restore_snapshot=%s" % snapshot, *extra)
+    assert code != 0, output
+    assert message in " ".join(output.split()), output
+    _assert_untouched(lab, output)
+
+
+def test_etcd_restore_refuses_a_snapshot_its_checksum_disowns(lab, snapshot):
+    (lab["tmp"] / (snapshot.name + ".sha256")).write_text(u"%s  %s\n" % ("0" * 64, snapshot.name))
+    code, output = _run(lab, RESTORE, "-e", "etcd_restore_snapshot=%s" % snapshot, "-e", "etcd_restore_confirm=staging")
+    assert code != 0, output
+    assert ("its .sha256 says %s: the file is damaged" % ("0" * 64)) in " ".join(output.split()), output
+    _assert_untouched(lab, output)
+
+
+def test_etcd_restore_stops_when_a_control_plane_host_does_not_answer(lab, snapshot):
+    """The control case: accepted, the run reaches for the control-plane host only, which hangs up,
+    and nothing after that runs."""
+    (lab["tmp"] / (snapshot.name + ".sha256")).write_text(u"%s  %s\n" % (
+        hashlib.sha256(snapshot.read_bytes()).hexdigest(), snapshot.name))
+    code, output = _run(lab, RESTORE, "-e", "etcd_restore_snapshot=%s" % snapshot, "-e", "etcd_restore_confirm=staging")
+    assert code != 0, output
+    assert "must equal" not in output and "damaged" not in output
+    cp = "127.0.0.%d" % (200 + sorted(lab["hosts"]).index("stg-cp-1"))
+    assert sorted(set(lab["listeners"].connections)) == [cp], output
+    assert "Restore etcd on the control-plane hosts, in step" in output
+    assert "Read etcd's manifest" not in output
