@@ -189,12 +189,15 @@ def test_a_kill_at_any_point_is_repaired_by_the_next_render(tmp_path):
     dest = tmp_path / "tree"
     rng = random.Random(20261203)
     assert _run_writer(dest, _files(0, 400), tmp_path)[0] == 0
-    code, full = _run_writer(dest, _files(1, 400), tmp_path)
-    assert code == 0
+    # The fastest of three whole writes: a kill point drawn below it lands mid-write even when
+    # later writes run faster than the first (a warm page cache, an idle machine).
+    runs = [_run_writer(dest, _files(1, 400), tmp_path) for _ in range(3)]
+    assert [code for code, _took in runs] == [0, 0, 0]
+    full = min(took for _code, took in runs)
     kills = 0
     for attempt in range(20):
         seed = attempt + 2
-        code, _took = _run_writer(dest, _files(seed, 400), tmp_path, kill_after=rng.uniform(0, full * 0.8))
+        code, _took = _run_writer(dest, _files(seed, 400), tmp_path, kill_after=rng.uniform(0, full * 0.7))
         kills += code == -signal.SIGKILL
         wanted = _files(seed + 100, 300 + attempt)
         assert _run_writer(dest, wanted, tmp_path)[0] == 0
