@@ -191,7 +191,7 @@ def test_a_kill_at_any_point_is_repaired_by_the_next_render(tmp_path):
     assert _run_writer(dest, _files(0, 400), tmp_path)[0] == 0
     # The fastest of three whole writes: a kill point drawn below it lands mid-write even when
     # later writes run faster than the first (a warm page cache, an idle machine).
-    runs = [_run_writer(dest, _files(1, 400), tmp_path) for _ in range(3)]
+    runs = [_run_writer(dest, _files(1, 400), tmp_path) for _attempt in range(3)]
     assert [code for code, _took in runs] == [0, 0, 0]
     full = min(took for _code, took in runs)
     kills = 0
