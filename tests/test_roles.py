@@ -146,7 +146,8 @@ def _render(role, template, **variables):
 def test_containerd_configuration_is_valid_toml(version, table):
     tomllib = pytest.importorskip("tomllib")
     config = tomllib.loads(_render("container_runtime", "config-v%d.toml.j2" % version,
-                                   container_runtime_restrict_oom_score_adj=True))
+                                   container_runtime_restrict_oom_score_adj=True,
+                                   __container_runtime_sandbox="registry.k8s.io/pause:3.10.2"))
     assert config["version"] == version
     node = config
     for key in table:
