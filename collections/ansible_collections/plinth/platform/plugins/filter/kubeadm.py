@@ -15,6 +15,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.plinth.platform.plugins.module_utils.kubeadm import apiserver_files, credentials
 from ansible_collections.plinth.platform.plugins.module_utils.kubeadm import text as kubeadm_text
+from ansible_collections.plinth.platform.plugins.module_utils.kubeadm import upgrade
 from ansible_collections.plinth.platform.plugins.module_utils.plain import plain
 from ansible_collections.plinth.platform.plugins.module_utils.schema import SpecError
 
@@ -77,6 +78,14 @@ def kubeadm_encryption_keys(text):
         raise AnsibleFilterError("kubeadm_encryption_keys: not an EncryptionConfiguration (%s)" % type(exc).__name__)
 
 
+def kubeadm_upgrade_plan(nodes, target, apiserver_pods=None, variable="plinth_kubernetes_version"):
+    try:
+        return upgrade.plan(target, upgrade.running_versions(plain(nodes), plain(apiserver_pods or [])),
+                            variable=variable)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AnsibleFilterError("cannot plan the upgrade: %s" % exc)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -85,4 +94,5 @@ class FilterModule(object):
             "kubeadm_control_plane_files": kubeadm_control_plane_files,
             "kubeadm_encryption_keys": kubeadm_encryption_keys,
             "kubeadm_join_credentials": kubeadm_join_credentials,
+            "kubeadm_upgrade_plan": kubeadm_upgrade_plan,
         }
