@@ -3,6 +3,7 @@
 
     lab.py up      [--control-planes 3] [--gateways 1] [--storage 1] [--workers 1]
                    [--prefix plinth-lab] [--subnet 10.123.66.0/24] [--api-port 16443] [--hosts-only]
+                   [--kubernetes-version 1.35.4]
     lab.py site    [ansible-playbook options...]     run site.yml against the lab again
     lab.py play    PLAYBOOK [options...]             run another playbook (playbooks/etcd_backup.yml) against it
     lab.py status
@@ -18,7 +19,10 @@ opens 127.0.0.1:<api-port> to the API's virtual IP (testbed/forward.py), and run
 
     kubectl --kubeconfig build/lab/admin.conf get nodes -o wide
 
-(`up` puts the kubectl it built in the project's .venv/bin.) `down` removes every trace:
+(`up` puts the kubectl it built in the project's .venv/bin.) With --kubernetes-version the lab
+is built on that release (the previous minor, say) with the pinned one's artifacts served beside
+it, and `ansible-playbook -i inventories/lab playbooks/upgrade.yml` moves it to the pinned one.
+`down` removes every trace:
 hosts, namespaces, mounts, cgroups, the mirror server, the forwarder, the generated inventory
 files and build/lab. Needs root and what `make test-nodes` needs.
 """
@@ -172,7 +176,8 @@ def up(args):
     if previous and (previous["hosts"], previous["subnet"]) != (hosts, args.subnet):
         die("a lab with other hosts (%s on %s) is up; `make lab-destroy` first" % (previous["hosts"],
                                                                                    previous["subnet"]))
-    version = kubernetes_version()
+    pinned = kubernetes_version()
+    version = (args.kubernetes_version or pinned).lstrip("v")
     values = lab_vars(args, args.subnet)
     state = state_dir(args.prefix)
     os.makedirs(state, exist_ok=True)
@@ -181,9 +186,11 @@ def up(args):
                    "inventory": args.inventory, "kubeconfig": args.kubeconfig}, handle)
 
     started = time.perf_counter()
-    build_artifacts(version)
-    run(mirror(args, "layout", "--version", version, "--binaries", "kubeadm,kubelet,kubectl,crictl",
-               "--images", IMAGES), stdout=subprocess.DEVNULL)
+    # The pinned release is always served: upgrade.yml reads it from the mirror.
+    for release in sorted({version, pinned}):
+        build_artifacts(release)
+        run(mirror(args, "layout", "--version", release, "--binaries", "kubeadm,kubelet,kubectl,crictl",
+                   "--images", IMAGES), stdout=subprocess.DEVNULL)
     booted = time.perf_counter()
     run(testhosts(args, "up", "--hosts", hosts, "--subnet", args.subnet, "--root", "overlay"))
     run(testhosts(args, "inventory", "-o", os.path.join(args.inventory, "hosts.yml")), stdout=subprocess.DEVNULL)
@@ -195,11 +202,11 @@ def up(args):
     forward.start(args.prefix + "-net", "127.0.0.1:%d" % args.api_port,
                   "%s:6443" % values["lab_api_vip"], forward_pidfile(args),
                   log=os.path.join(state, "api-forward.log"))
-    kubectl = install_kubectl(version)
+    kubectl = install_kubectl(pinned)
     log("%d hosts booted and the mirror served in %.1f s" % (len(hosts.split(",")), time.perf_counter() - booted))
     if args.hosts_only:
         return
-    site(args, [])
+    site(args, [] if version == pinned else ["-e", "plinth_kubernetes_version=" + version])
     wait_ready(kubectl, args.kubeconfig, len(hosts.split(",")), args.ready_timeout)
     log("lab ready in %.1f s (artifacts cached: %s)" % (time.perf_counter() - started, cache.root()))
     show = [kubectl, "--kubeconfig", args.kubeconfig, "get", "nodes", "-o", "wide", "-L", ",".join(pool_labels())]
@@ -284,6 +291,8 @@ def main(argv=None):
     start.add_argument("--api-port", type=int, default=16443, help="127.0.0.1 port that leads to the API")
     start.add_argument("--ready-timeout", type=int, default=300, help="seconds to wait for every node to be Ready")
     start.add_argument("--hosts-only", action="store_true", help="boot the hosts and stop before site.yml")
+    start.add_argument("--kubernetes-version", help="build the lab on this release instead of the one the lab's "
+                       "group_vars pin (plinth_kubernetes_version), e.g. the previous minor to try upgrade.yml")
     again = sub.add_parser("site", help="run site.yml against the lab again")
     again.add_argument("extra", nargs=argparse.REMAINDER)
     other = sub.add_parser("play", help="run another playbook against the lab")

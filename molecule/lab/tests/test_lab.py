@@ -25,7 +25,6 @@ POOLS = {
 CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 ETCD = ("curl -sS --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt "
         "--key /etc/kubernetes/pki/etcd/healthcheck-client.key https://127.0.0.1:2379")
-PAUSE = "registry.k8s.io/pause:3.10.2"
 
 
 def kubectl(*args, stdin=None):
@@ -157,8 +156,15 @@ def test_secrets_are_encrypted_at_rest(host):
         kubectl("delete", "secret", name, "--namespace", "default")
 
 
-def deployment(name, replicas, pool_label=None, toleration=None):
-    spec = {"containers": [{"name": "pause", "image": PAUSE, "imagePullPolicy": "Never"}],
+def sandbox_image(host):
+    """The pause image containerd runs pods with: held by every node, whichever release it runs."""
+    config = host.file("/etc/containerd/config.toml").content_string
+    return [line.split("=", 1)[1].strip().strip('"') for line in config.splitlines()
+            if line.strip().startswith(("sandbox_image", "sandbox ="))][0]
+
+
+def deployment(name, replicas, image, pool_label=None, toleration=None):
+    spec = {"containers": [{"name": "pause", "image": image, "imagePullPolicy": "Never"}],
             "terminationGracePeriodSeconds": 0}
     if pool_label:
         spec["nodeSelector"] = pool_label
@@ -193,10 +199,11 @@ def deployments():
         kubectl("delete", "deployment", name, "--namespace", "default", "--wait=true")
 
 
-def test_the_scheduler_keeps_pools_apart(deployments):
-    gateway = deployment("plinth-check-gateway", 2, {"node.kong.gateway": "true"},
+def test_the_scheduler_keeps_pools_apart(host, deployments):
+    image = sandbox_image(host)
+    gateway = deployment("plinth-check-gateway", 2, image, {"node.kong.gateway": "true"},
                          {"key": "node.kong.gateway", "operator": "Equal", "value": "true", "effect": "NoSchedule"})
-    plain = deployment("plinth-check-plain", 4)
+    plain = deployment("plinth-check-plain", 4, image)
     placed = deployments(gateway, plain)
     assert set(placed["plinth-check-gateway"]) == {"gw-1"}
     assert len(placed["plinth-check-plain"]) == 4
