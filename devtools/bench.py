@@ -9,8 +9,10 @@ topology  the node_topology role for 3, 30 and 300 nodes against a real API serv
           (devtools/bench_topology.py).
 vault     the vault stage against a real 3-node OpenBao cluster with 5, 50 and 200 namespaces:
           first run, no-op, after a server restart, after a rotation (devtools/bench_vault.py).
-lab       the artifacts (cold as recorded, cached), the lab's six hosts booted, site.yml
-          from empty hosts to every node Ready, and a no-op re-run (devtools/bench_lab.py; root).
+lab       the artifacts (cold as recorded, cached), the lab's six hosts booted, site.yml on the
+          previous minor from empty hosts to every node Ready, upgrade.yml to the pinned release
+          (total and per node) and its no-op re-run, a no-op site.yml, an etcd snapshot and
+          restore (devtools/bench_lab.py; root).
 gitops    the production example under a real Argo CD: from seeding the root Application
           to every sync wave healthy, per wave (devtools/bench_gitops.py; root).
 """

@@ -300,7 +300,12 @@ def main(argv=None):
     other.add_argument("extra", nargs=argparse.REMAINDER)
     sub.add_parser("status")
     sub.add_parser("down")
-    args = parser.parse_args(argv)
+    # argparse leaves ansible-playbook's own options (site -e x=y) to the caller.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command not in ("site", "play"):
+        parser.error("unrecognized arguments: %s" % " ".join(unknown))
+    if unknown:
+        args.extra = unknown + args.extra
     args.inventory, args.kubeconfig = os.path.abspath(args.inventory), os.path.abspath(args.kubeconfig)
     if args.command == "up":
         return up(args)
