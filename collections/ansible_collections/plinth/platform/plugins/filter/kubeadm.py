@@ -86,6 +86,10 @@ def kubeadm_upgrade_plan(nodes, target, apiserver_pods=None, variable="plinth_ku
         raise AnsibleFilterError("cannot plan the upgrade: %s" % exc)
 
 
+def kubeadm_image_tag(image):
+    return upgrade.image_tag(image)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -95,4 +99,5 @@ class FilterModule(object):
             "kubeadm_encryption_keys": kubeadm_encryption_keys,
             "kubeadm_join_credentials": kubeadm_join_credentials,
             "kubeadm_upgrade_plan": kubeadm_upgrade_plan,
+            "kubeadm_image_tag": kubeadm_image_tag,
         }

@@ -28,8 +28,8 @@ def _spec(inventory):
 
 def test_filters_are_exported():
     assert sorted(filters.FilterModule().filters()) == [
-        "kubeadm_control_plane_files", "kubeadm_encryption_keys", "kubeadm_init_config", "kubeadm_join_config",
-        "kubeadm_join_credentials", "kubeadm_upgrade_plan"]
+        "kubeadm_control_plane_files", "kubeadm_encryption_keys", "kubeadm_image_tag", "kubeadm_init_config",
+        "kubeadm_join_config", "kubeadm_join_credentials", "kubeadm_upgrade_plan"]
 
 
 def test_init_config_is_yaml_text(production):

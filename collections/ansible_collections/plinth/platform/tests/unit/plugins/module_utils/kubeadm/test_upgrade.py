@@ -7,7 +7,7 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import pytest
 
-from ansible_collections.plinth.platform.plugins.filter.kubeadm import kubeadm_upgrade_plan
+from ansible_collections.plinth.platform.plugins.filter.kubeadm import kubeadm_image_tag, kubeadm_upgrade_plan
 from ansible_collections.plinth.platform.plugins.module_utils.kubeadm import upgrade
 
 from ansible.errors import AnsibleFilterError
@@ -108,3 +108,13 @@ def test_the_filter_names_the_variable_it_is_given():
         kubeadm_upgrade_plan([], "1.36.3", apiserver_pods=[apiserver("cp-1", "kube-apiserver")])
     with pytest.raises(AnsibleFilterError, match="cannot plan the upgrade"):
         kubeadm_upgrade_plan([{"metadata": {"name": "cp-1"}}], "1.36.3")
+
+
+@pytest.mark.parametrize("image, tag", [
+    ("registry.k8s.io/kube-apiserver:v1.36.3", "v1.36.3"),
+    ("mirror.example:5000/kube-apiserver:v1.35.4@sha256:" + "0" * 64, "v1.35.4"),
+    ("mirror.example:5000/kube-apiserver", ""),
+    ("kube-apiserver@sha256:" + "0" * 64, ""),
+])
+def test_the_image_tag_filter_tells_a_tag_from_a_port_and_a_digest(image, tag):
+    assert kubeadm_image_tag(image) == tag
