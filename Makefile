@@ -54,7 +54,7 @@ lab: $(STAMP)
 lab-destroy: $(STAMP)
 	$(BIN)/python -m testbed.lab down
 
-# The molecule `lab` scenario: site.yml end to end on the lab, reset, a crash during a join.
+# The molecule `lab` scenario: site.yml end to end on the lab, then Day 2 (upgrade, etcd, certificates, nodes).
 test-lab: $(STAMP)
 	devtools/install_test_hosts.sh
 	$(BIN)/python -m devtools.test lab

@@ -87,7 +87,7 @@ STAGES = {
     # A real Argo CD syncs the production example's tree, charts from a loopback mirror,
     # into a real control plane whose pods kwok runs; the convergence stage waits wave by wave.
     "gitops": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "gitops"),
-    # The lab end to end (systemd-nspawn, root): site.yml, reset.yml, a crash during a join.
+    # The lab end to end (systemd-nspawn, root): site.yml, then Day 2 with an upgrade and a crash during a join.
     "lab": command_stage(os.path.join(BIN, "molecule"), "test", "-s", "lab"),
 }
 DEFAULT = ("unit", "sanity", "units", "lint", "molecule", "rules", "nodes", "cluster", "secrets", "gitops", "lab")
