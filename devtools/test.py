@@ -14,6 +14,10 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 
+import yaml
+
+from airgap.build_kubernetes import KUBERNETES_BINARIES
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 
@@ -93,23 +97,36 @@ STAGES = {
 DEFAULT = ("unit", "sanity", "units", "lint", "molecule", "rules", "nodes", "cluster", "secrets", "gitops", "lab")
 
 
+def lab_from_version():
+    """The release the molecule lab scenario builds its cluster on before upgrading it."""
+    with open(os.path.join(ROOT, "molecule", "lab", "molecule.yml")) as handle:
+        return yaml.safe_load(handle)["ansible"]["env"]["PLINTH_LAB_FROM_VERSION"]
+
+
 # Builds that only later stages need, started with the first stage so that on an empty cache
-# they compile while the early, mostly single-core stages run (a cached build returns at once).
+# they compile while earlier stages run (a cached build returns at once). (command, needed by,
+# niceness): a build at niceness 19 takes only the CPU the stages leave idle, so it costs them
+# nothing; the stage that needs it waits for the rest.
 PREBUILDS = {
     # External Secrets from its Go module (about 7 minutes cold): tests/cluster and the secrets scenario.
-    "external-secrets": ([sys.executable, "-m", "airgap.build_external_secrets"], ("cluster", "secrets")),
+    "external-secrets": ([sys.executable, "-m", "airgap.build_external_secrets"], ("cluster", "secrets"), 0),
     # promtool from the Prometheus Go module (about 3 minutes cold): the rules stage.
-    "promtool": ([sys.executable, "-m", "airgap.build_promtool"], ("rules",)),
+    "promtool": ([sys.executable, "-m", "airgap.build_promtool"], ("rules",), 0),
+    # The Kubernetes binaries of the release the lab starts on (about 10 minutes cold), the last
+    # stage's: only its own release folder is locked, so no other stage ever waits on it.
+    "lab-previous-release": ([sys.executable, "-m", "airgap.build_kubernetes", "--version", lab_from_version(),
+                              "--binaries", ",".join(KUBERNETES_BINARIES)], ("lab",), 19),
 }
 
 
 def start_prebuilds(names, log_dir):
     running = {}
-    for name, (command, needed_by) in PREBUILDS.items():
+    for name, (command, needed_by, niceness) in PREBUILDS.items():
         if set(needed_by) & set(names):
             log = open(os.path.join(log_dir, name + ".log"), "w")
             running[name] = (subprocess.Popen(command, cwd=ROOT, env=env(), stdout=log, stderr=subprocess.STDOUT,
-                                              stdin=subprocess.DEVNULL), log, needed_by)
+                                              stdin=subprocess.DEVNULL, preexec_fn=lambda n=niceness: os.nice(n)),
+                             log, needed_by)
     return running
 
 
