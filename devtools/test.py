@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import yaml
 
-from airgap.build_kubernetes import KUBERNETES_BINARIES
+from airgap.build_kubernetes import ETCD_BINARY, KUBERNETES_BINARIES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -112,10 +112,11 @@ PREBUILDS = {
     "external-secrets": ([sys.executable, "-m", "airgap.build_external_secrets"], ("cluster", "secrets"), 0),
     # promtool from the Prometheus Go module (about 3 minutes cold): the rules stage.
     "promtool": ([sys.executable, "-m", "airgap.build_promtool"], ("rules",), 0),
-    # The Kubernetes binaries of the release the lab starts on (about 10 minutes cold), the last
-    # stage's: only its own release folder is locked, so no other stage ever waits on it.
+    # The Kubernetes binaries of the release the lab starts on and its etcd (about 6 minutes
+    # cold), the last stage's: only their own release folders are locked, so no other stage
+    # ever waits on them.
     "lab-previous-release": ([sys.executable, "-m", "airgap.build_kubernetes", "--version", lab_from_version(),
-                              "--binaries", ",".join(KUBERNETES_BINARIES)], ("lab",), 19),
+                              "--binaries", ",".join(KUBERNETES_BINARIES + (ETCD_BINARY,))], ("lab",), 19),
 }
 
 
