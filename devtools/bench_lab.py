@@ -27,6 +27,7 @@ import tempfile
 import time
 
 from airgap import cache, launch
+from devtools.test import lab_from_version
 from testbed import lab
 
 REPEAT = int(os.environ.get("BENCH_LAB_REPEAT", "1"))
@@ -36,12 +37,7 @@ UPGRADE_PLAYS = ("PLAY [Upgrade the control-plane hosts", "PLAY [Upgrade the oth
 
 def from_version():
     """The release the upgrade starts from: the one molecule/lab/molecule.yml names."""
-    import yaml
-
-    if os.environ.get("BENCH_LAB_FROM_VERSION"):
-        return os.environ["BENCH_LAB_FROM_VERSION"]
-    with open(os.path.join(lab.ROOT, "molecule", "lab", "molecule.yml")) as handle:
-        return str(yaml.safe_load(handle)["ansible"]["env"]["PLINTH_LAB_FROM_VERSION"])
+    return os.environ.get("BENCH_LAB_FROM_VERSION") or lab_from_version()
 
 
 def recorded_cold_seconds(cache):

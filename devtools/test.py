@@ -100,7 +100,7 @@ DEFAULT = ("unit", "sanity", "units", "lint", "molecule", "rules", "nodes", "clu
 def lab_from_version():
     """The release the molecule lab scenario builds its cluster on before upgrading it."""
     with open(os.path.join(ROOT, "molecule", "lab", "molecule.yml")) as handle:
-        return yaml.safe_load(handle)["ansible"]["env"]["PLINTH_LAB_FROM_VERSION"]
+        return str(yaml.safe_load(handle)["ansible"]["env"]["PLINTH_LAB_FROM_VERSION"])
 
 
 # Builds that only later stages need, started with the first stage so that on an empty cache
